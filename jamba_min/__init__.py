@@ -1,0 +1,51 @@
+"""jamba-min: Jamba (Lieber et al. 2024, arXiv 2403.19887) built from scratch.
+
+The package behind the book: each module is one chapter's piece, written to be read.
+
+Glossary (short names used in code and docstrings, with the paper's symbols):
+
+==================  ===========  ==========================================================
+name                symbol       meaning
+==================  ===========  ==========================================================
+``b``, ``batch``                 batch size
+``L``, ``seq_len``  L            sequence length (tokens)
+``d``, ``hidden``   d            model width, ``hidden_size``
+``d_inner``         E·d          Mamba's inner width, ``mamba_expand * hidden_size``
+``d_state``         N            SSM state size per channel (16 in Jamba)
+``d_conv``                       width of Mamba's causal depthwise convolution (4)
+``dt_rank``         R            rank of the low-rank projection that makes Δ (ceil(d / 16))
+``delta``           Δ            input-dependent step size of the discretisation
+``A``, ``B``, ``C`` A, B, C      SSM parameters; B and C are input-dependent in Mamba (S6)
+``D``               D            skip connection from input to output inside the SSM
+``l``                            layers per Jamba block (``attn_layer_period``)
+``a:m``                          attention-to-Mamba layers within a block (1:7)
+``e``                            a MoE MLP every ``e`` layers (``expert_layer_period``)
+``n``                            experts per MoE layer (``num_experts``)
+``K``                            experts used per token (``num_experts_per_tok``)
+==================  ===========  ==========================================================
+"""
+
+from . import exercises
+from .accounting import (
+    PAPER_TABLE1,
+    count_params,
+    kv_cache_bytes,
+    mamba_state_bytes,
+    paper_models,
+    param_breakdown,
+)
+from .config import JambaConfig
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PAPER_TABLE1",
+    "JambaConfig",
+    "__version__",
+    "count_params",
+    "exercises",
+    "kv_cache_bytes",
+    "mamba_state_bytes",
+    "paper_models",
+    "param_breakdown",
+]

@@ -1,0 +1,287 @@
+"""The Jamba configuration and its layer schedule (chapter 0).
+
+`JambaConfig` keeps the field names and defaults of transformers' ``JambaConfig``, so a
+checkpoint's ``config.json`` reads straight into it. The defaults are Jamba v0.1
+(Lieber et al. 2024, §2-3): 32 layers in 4 Jamba blocks of l = 8 layers, one attention layer
+per block (a:m = 1:7), a mixture-of-experts MLP every e = 2 layers with n = 16 experts of which
+K = 2 are active per token.
+
+The schedule is a rule over the layer index ``i``, exactly as in transformers:
+
+* layer ``i`` is an attention layer when ``i % attn_layer_period == attn_layer_offset``,
+  otherwise a Mamba layer;
+* layer ``i`` carries a MoE MLP when ``i % expert_layer_period == expert_layer_offset``,
+  otherwise a dense MLP.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["HIDDEN_ACTIVATIONS", "JambaConfig"]
+
+#: Activations accepted for ``hidden_act`` (the ones Jamba-family checkpoints use).
+HIDDEN_ACTIVATIONS = ("silu", "gelu", "gelu_pytorch_tanh", "relu")
+
+# transformers maps this legacy name onto ``num_experts`` (its ``attribute_map``).
+_ALIASES = {"num_local_experts": "num_experts"}
+
+
+@dataclasses.dataclass
+class JambaConfig:
+    """Hyper-parameters of a Jamba model; names and defaults as transformers' ``JambaConfig``.
+
+    Every field is checked when the config is made (and when :meth:`validate` is called after
+    editing it); a bad value raises ``ValueError`` naming the field, the value and what was
+    expected. ``mamba_dt_rank="auto"`` resolves to ``ceil(hidden_size / 16)``.
+
+    Example:
+        >>> cfg = JambaConfig()
+        >>> cfg.attention_layers()
+        [4, 12, 20, 28]
+        >>> cfg.mamba_dt_rank, cfg.mamba_d_inner, cfg.head_dim
+        (256, 8192, 128)
+    """
+
+    vocab_size: int = 65536
+    tie_word_embeddings: bool = False
+    hidden_size: int = 4096
+    intermediate_size: int = 14336
+    num_hidden_layers: int = 32
+    num_attention_heads: int = 32
+    num_key_value_heads: int | None = 8
+    hidden_act: str = "silu"
+    initializer_range: float = 0.02
+    rms_norm_eps: float = 1e-6
+    use_cache: bool = True
+    output_router_logits: bool = False
+    router_aux_loss_coef: float = 0.001
+    pad_token_id: int | None = 0
+    bos_token_id: int | None = 1
+    eos_token_id: int | list[int] | None = 2
+    max_position_embeddings: int = 262144
+    attention_dropout: float = 0.0
+    num_experts_per_tok: int = 2
+    num_experts: int = 16
+    expert_layer_period: int = 2
+    expert_layer_offset: int = 1
+    attn_layer_period: int = 8
+    attn_layer_offset: int = 4
+    use_mamba_kernels: bool = True
+    mamba_d_state: int = 16
+    mamba_d_conv: int = 4
+    mamba_expand: int = 2
+    mamba_dt_rank: int | str = "auto"
+    mamba_conv_bias: bool = True
+    mamba_proj_bias: bool = False
+
+    def __post_init__(self) -> None:
+        if self.num_key_value_heads is None:  # transformers: None means plain multi-head
+            self.num_key_value_heads = self.num_attention_heads
+        if self.mamba_dt_rank == "auto":
+            _check_positive_int("hidden_size", self.hidden_size)
+            self.mamba_dt_rank = math.ceil(self.hidden_size / 16)
+        self.validate()
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> JambaConfig:
+        """Build a config from a checkpoint's ``config.json`` (a dict).
+
+        Keys that are not Jamba fields (``architectures``, ``torch_dtype``,
+        ``transformers_version``, …) are ignored; ``num_local_experts`` is read as
+        ``num_experts``, as transformers does.
+        """
+        if not isinstance(d, Mapping):
+            raise ValueError(f"from_dict: expected a mapping (a parsed config.json), got {type(d)}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {}
+        for key, value in d.items():
+            key = _ALIASES.get(key, key)
+            if key in names:
+                kwargs[key] = value
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict, in transformers' ``config.json`` vocabulary."""
+        out = dataclasses.asdict(self)
+        out["model_type"] = "jamba"
+        out["architectures"] = ["JambaForCausalLM"]
+        return out
+
+    def replace(self, **changes: Any) -> JambaConfig:
+        """A copy with some fields changed (validated like a new config).
+
+        ``mamba_dt_rank`` is recomputed when ``hidden_size`` changes and the rank is not given.
+        """
+        fields = dataclasses.asdict(self)
+        if "hidden_size" in changes and "mamba_dt_rank" not in changes:
+            fields["mamba_dt_rank"] = "auto"
+        fields.update(changes)
+        return JambaConfig(**fields)
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first field whose value is not allowed."""
+        for name in (
+            "vocab_size",
+            "hidden_size",
+            "intermediate_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "num_key_value_heads",
+            "max_position_embeddings",
+            "num_experts_per_tok",
+            "num_experts",
+            "expert_layer_period",
+            "attn_layer_period",
+            "mamba_d_state",
+            "mamba_d_conv",
+            "mamba_expand",
+            "mamba_dt_rank",
+        ):
+            _check_positive_int(name, getattr(self, name))
+        for name in ("expert_layer_offset", "attn_layer_offset"):
+            _check_int(name, getattr(self, name))
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in (
+            "tie_word_embeddings",
+            "use_cache",
+            "output_router_logits",
+            "use_mamba_kernels",
+            "mamba_conv_bias",
+            "mamba_proj_bias",
+        ):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
+
+        if self.attn_layer_offset >= self.attn_layer_period:
+            raise ValueError(
+                f"attn_layer_offset must be smaller than attn_layer_period "
+                f"({self.attn_layer_period}), got {self.attn_layer_offset}"
+            )
+        if self.expert_layer_offset >= self.expert_layer_period:
+            raise ValueError(
+                f"expert_layer_offset must be smaller than expert_layer_period "
+                f"({self.expert_layer_period}), got {self.expert_layer_offset}"
+            )
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"num_attention_heads must divide hidden_size ({self.hidden_size}), "
+                f"got {self.num_attention_heads}"
+            )
+        if self.num_attention_heads % self.num_key_value_heads:
+            raise ValueError(
+                f"num_key_value_heads must divide num_attention_heads "
+                f"({self.num_attention_heads}), got {self.num_key_value_heads}"
+            )
+        if self.num_experts_per_tok > self.num_experts:
+            raise ValueError(
+                f"num_experts_per_tok must be at most num_experts ({self.num_experts}), "
+                f"got {self.num_experts_per_tok}"
+            )
+        if self.hidden_act not in HIDDEN_ACTIVATIONS:
+            raise ValueError(
+                f"hidden_act must be one of {HIDDEN_ACTIVATIONS}, got {self.hidden_act!r}"
+            )
+        for name in ("rms_norm_eps", "initializer_range"):
+            value = getattr(self, name)
+            if not _is_real(value) or not value > 0:
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+        if not _is_real(self.router_aux_loss_coef) or self.router_aux_loss_coef < 0:
+            raise ValueError(
+                f"router_aux_loss_coef must be a number >= 0, got {self.router_aux_loss_coef!r}"
+            )
+        if not _is_real(self.attention_dropout) or not 0 <= self.attention_dropout < 1:
+            raise ValueError(f"attention_dropout must be in [0, 1), got {self.attention_dropout!r}")
+
+    # ------------------------------------------------------------------ derived sizes
+    @property
+    def head_dim(self) -> int:
+        """Size of one attention head: ``hidden_size // num_attention_heads``."""
+        return self.hidden_size // self.num_attention_heads
+
+    @property
+    def mamba_d_inner(self) -> int:
+        """Width of the Mamba mixer's inner stream, ``d_inner = mamba_expand * hidden_size``."""
+        return self.mamba_expand * self.hidden_size
+
+    # ------------------------------------------------------------------ the schedule
+    def is_attention_layer(self, i: int) -> bool:
+        """Whether layer ``i`` mixes tokens with attention (else with Mamba)."""
+        return self._layer_index(i) % self.attn_layer_period == self.attn_layer_offset
+
+    def is_moe_layer(self, i: int) -> bool:
+        """Whether layer ``i`` has a mixture-of-experts MLP (else a dense MLP).
+
+        With ``num_experts == 1`` a "MoE" layer is an ordinary dense MLP, as in transformers.
+        """
+        i = self._layer_index(i)
+        return self.num_experts > 1 and i % self.expert_layer_period == self.expert_layer_offset
+
+    def attention_layers(self) -> list[int]:
+        """Indices of the attention layers, e.g. ``[4, 12, 20, 28]`` for Jamba v0.1."""
+        return [i for i in range(self.num_hidden_layers) if self.is_attention_layer(i)]
+
+    def mamba_layers(self) -> list[int]:
+        """Indices of the Mamba layers."""
+        return [i for i in range(self.num_hidden_layers) if not self.is_attention_layer(i)]
+
+    def moe_layers(self) -> list[int]:
+        """Indices of the layers whose MLP is a mixture of experts."""
+        return [i for i in range(self.num_hidden_layers) if self.is_moe_layer(i)]
+
+    @property
+    def layers_block_type(self) -> list[str]:
+        """``"attention"`` or ``"mamba"`` per layer (transformers' property of the same name)."""
+        return [
+            "attention" if self.is_attention_layer(i) else "mamba"
+            for i in range(self.num_hidden_layers)
+        ]
+
+    @property
+    def layers_num_experts(self) -> list[int]:
+        """Experts per layer, 1 for a dense MLP (transformers' property of the same name)."""
+        return [
+            self.num_experts if i % self.expert_layer_period == self.expert_layer_offset else 1
+            for i in range(self.num_hidden_layers)
+        ]
+
+    def block_card(self) -> dict[str, Any]:
+        """The paper's summary of a Jamba block: (l, a:m, e, n, K).
+
+        ``l`` layers per block (the attention period), ``a:m`` attention-to-Mamba layers within a
+        block, ``e`` the MoE period, ``n`` experts per MoE layer, ``K`` experts used per token.
+        """
+        return {
+            "l": self.attn_layer_period,
+            "a:m": f"1:{self.attn_layer_period - 1}",
+            "e": self.expert_layer_period,
+            "n": self.num_experts,
+            "K": self.num_experts_per_tok,
+        }
+
+    def _layer_index(self, i: int) -> int:
+        _check_int("layer index", i)
+        if not 0 <= i < self.num_hidden_layers:
+            raise ValueError(f"layer index must be in [0, {self.num_hidden_layers}), got {i}")
+        return i
+
+
+def _check_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an int, got {value!r}")
+
+
+def _check_positive_int(name: str, value: Any) -> None:
+    _check_int(name, value)
+    if value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

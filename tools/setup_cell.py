@@ -1,0 +1,122 @@
+"""The canonical first code cell of every notebook, and a tool to keep the notebooks in sync.
+
+In Colab (or any environment without jamba_min) the cell installs the package from the book's
+repository; everywhere else it does nothing. It never installs torch or triton: Colab's builds
+match its GPU drivers, and a reinstall would download gigabytes and could break them.
+
+    python tools/setup_cell.py          # rewrite the first code cell of every notebook in book/
+    python tools/setup_cell.py --check  # exit 1 if any notebook's cell differs
+
+The repository URL comes from ``_config.yml`` (its one home); the small dependencies come from
+``pyproject.toml``. ``tests/test_book.py`` checks that every notebook carries exactly this cell.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+TAGS = ["remove-input", "nbval-ignore-output"]
+# Present in every environment that runs the notebooks (Colab included) or too big to touch.
+NOT_INSTALLED_BY_CELL = {"torch", "triton", "numpy"}
+
+TEMPLATE = """\
+# Setup for Colab and other fresh environments: install jamba_min from the book's repository
+# when it is missing. torch and triton are never (re)installed; the environment's builds stay.
+import importlib
+import importlib.util
+import subprocess
+import sys
+
+REPOSITORY = "git+{repo_url}@{branch}"
+if importlib.util.find_spec("jamba_min") is None:
+    pip = [sys.executable, "-m", "pip", "install", "--quiet"]
+    subprocess.run([*pip, "--no-deps", REPOSITORY], check=True)
+    missing = [p for p in {light_deps} if importlib.util.find_spec(p) is None]
+    if missing:
+        subprocess.run([*pip, *missing], check=True)
+    importlib.invalidate_caches()"""
+
+
+def repository() -> tuple[str, str]:
+    """``(url, branch)`` of the book's repository, read from ``_config.yml``."""
+    import yaml  # PyYAML comes with jupyter-book
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    repo = config["repository"]
+    return repo["url"].rstrip("/"), repo.get("branch", "main")
+
+
+def light_dependencies() -> list[str]:
+    """Runtime dependencies of jamba_min (from its installed metadata) that the cell may install.
+
+    Their distribution names are also their import names (einops, safetensors, tqdm).
+    """
+    from importlib.metadata import requires
+
+    names = [re.match(r"[A-Za-z0-9_.-]+", req).group(0) for req in requires("jamba-min") or []]
+    extras = [req for req in requires("jamba-min") or [] if "extra ==" in req]
+    extra_names = {re.match(r"[A-Za-z0-9_.-]+", req).group(0) for req in extras}
+    return sorted(set(names) - extra_names - NOT_INSTALLED_BY_CELL)
+
+
+def setup_cell_source() -> str:
+    """The exact source of the canonical setup cell."""
+    url, branch = repository()
+    deps = "(" + ", ".join(f'"{d}"' for d in light_dependencies()) + ")"
+    return TEMPLATE.format(repo_url=url, branch=branch, light_deps=deps)
+
+
+def notebooks() -> list[Path]:
+    """Every chapter notebook of the book."""
+    return sorted(p for p in BOOK.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+
+
+def setup_cell() -> dict:
+    """The canonical cell as notebook JSON; it prints nothing where jamba_min is installed."""
+    return {
+        "cell_type": "code",
+        "execution_count": 1,
+        "metadata": {"tags": list(TAGS)},
+        "outputs": [],
+        "source": setup_cell_source().splitlines(keepends=True),
+    }
+
+
+def sync(path: Path, check: bool) -> bool:
+    """Make the first code cell of ``path`` the canonical cell; return whether it already was."""
+    nb = json.loads(path.read_text())
+    cells = nb["cells"]
+    first = next((i for i, c in enumerate(cells) if c["cell_type"] == "code"), None)
+    want = setup_cell()
+    if first is not None:
+        have = cells[first]
+        same = "".join(have["source"]) == "".join(want["source"]) and sorted(
+            have.get("metadata", {}).get("tags", [])
+        ) == sorted(TAGS)
+        if same:
+            return True
+        if not check:
+            cells[first] = want
+    elif not check:
+        # after the title cell
+        cells.insert(1 if cells else 0, want)
+    if not check:
+        path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    return False
+
+
+def main(argv: list[str]) -> int:
+    check = "--check" in argv
+    stale = [p for p in notebooks() if not sync(p, check)]
+    for p in stale:
+        print(f"{p.relative_to(ROOT)}: {'setup cell differs' if check else 'setup cell rewritten'}")
+    return 1 if (check and stale) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
