@@ -1,0 +1,159 @@
+"""The book's structure: table of contents, notebooks, the Colab setup cell, README links."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import setup_cell  # noqa: E402
+
+NOTEBOOKS = setup_cell.notebooks()
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
+REPO_URL = CONFIG["repository"]["url"].rstrip("/")
+
+
+def toc_files() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc["parts"]:
+        files += [chapter["file"] for chapter in part.get("chapters") or []]
+    return files
+
+
+def cells(nb: Path) -> list[dict]:
+    return json.loads(nb.read_text())["cells"]
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "book/ holds no notebooks"
+
+
+def test_toc_and_book_agree_both_ways():
+    listed = toc_files()
+    assert len(listed) == len(set(listed)), "a page is listed twice in _toc.yml"
+    for entry in listed:
+        found = [
+            ROOT / f"{entry}{ext}" for ext in (".md", ".ipynb") if (ROOT / f"{entry}{ext}").exists()
+        ]
+        assert len(found) == 1, f"_toc.yml lists {entry}, which matches {len(found)} files"
+    pages = {str(p.relative_to(ROOT).with_suffix("")) for p in ROOT.glob("book/**/*.ipynb")}
+    pages |= {str(p.relative_to(ROOT).with_suffix("")) for p in ROOT.glob("book/**/*.md")}
+    pages = {p for p in pages if ".ipynb_checkpoints" not in p}
+    assert pages == set(listed), f"in book/ but not in _toc.yml: {pages - set(listed)}"
+
+
+def test_toc_has_the_five_parts():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    captions = [part["caption"] for part in toc["parts"]]
+    assert captions == [
+        "Foundations",
+        "The selective scan",
+        "Attention and experts",
+        "Jamba",
+        "Appendix",
+    ]
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_starts_with_a_title(nb):
+    first = cells(nb)[0]
+    assert first["cell_type"] == "markdown"
+    assert re.match(r"# \S", "".join(first["source"])), "first cell must be a '# Title' heading"
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_headings_are_consecutive(nb):
+    level = 0
+    for cell in cells(nb):
+        if cell["cell_type"] != "markdown":
+            continue
+        in_fence = False
+        for line in "".join(cell["source"]).splitlines():
+            if line.lstrip().startswith(("```", ":::")):
+                in_fence = not in_fence
+            m = re.match(r"(#+) ", line)
+            if m and not in_fence:
+                assert len(m.group(1)) <= level + 1, f"heading skips a level: {line!r}"
+                level = len(m.group(1))
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_first_code_cell_is_the_setup_cell(nb):
+    code = [c for c in cells(nb) if c["cell_type"] == "code"]
+    assert code, "no code cells"
+    first = code[0]
+    assert "".join(first["source"]) == setup_cell.setup_cell_source()
+    assert f"git+{REPO_URL}@" in "".join(first["source"])
+    assert set(first["metadata"].get("tags", [])) == {"remove-input", "nbval-ignore-output"}
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_stores_its_outputs(nb):
+    code = [c for c in cells(nb) if c["cell_type"] == "code" and "".join(c["source"]).strip()]
+    unrun = [i for i, c in enumerate(code) if c.get("execution_count") is None]
+    assert not unrun, f"code cells {unrun} were stored unexecuted; nbval would not compare them"
+    assert any(c["outputs"] for c in code), "no stored outputs at all"
+
+
+def test_setup_cell_check_tool_agrees():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "setup_cell.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout
+
+
+def run_setup_cell(monkeypatch, installed: set[str]) -> list[list[str]]:
+    """Execute the setup cell with pip stubbed out; return the commands it would run."""
+    import importlib.util
+
+    calls = []
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: real_find_spec(name) if name in installed else None,
+    )
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append(cmd))
+    exec(setup_cell.setup_cell_source(), {})
+    return calls
+
+
+def test_setup_cell_does_nothing_where_jamba_min_is_installed(monkeypatch):
+    assert (
+        run_setup_cell(monkeypatch, installed={"jamba_min", "einops", "safetensors", "tqdm"}) == []
+    )
+
+
+def test_setup_cell_installs_from_the_repository_but_never_torch_or_triton(monkeypatch):
+    calls = run_setup_cell(monkeypatch, installed=set())
+    assert calls[0][-2:] == ["--no-deps", f"git+{REPO_URL}@{CONFIG['repository']['branch']}"]
+    assert calls[1][-3:] == ["einops", "safetensors", "tqdm"]
+    assert not any(re.match(r"(torch|triton)\b", arg) for call in calls for arg in call)
+
+
+def test_setup_cell_installs_every_light_runtime_dependency():
+    tomllib = pytest.importorskip("tomllib")
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = {re.match(r"[A-Za-z0-9_.-]+", d).group(0) for d in deps}
+    assert set(setup_cell.light_dependencies()) == names - setup_cell.NOT_INSTALLED_BY_CELL
+
+
+def test_readme_links_every_chapter_to_colab():
+    readme = (ROOT / "README.md").read_text()
+    slug = REPO_URL.removeprefix("https://github.com/")
+    for nb in NOTEBOOKS:
+        rel = nb.relative_to(ROOT).as_posix()
+        link = f"https://colab.research.google.com/github/{slug}/blob/main/{rel}"
+        assert link in readme, f"README lacks the Colab link of {rel}"
+    for url in re.findall(
+        r"https://(?:colab\.research\.google\.com/)?github(?:\.com)?/[\w.-]+/[\w.-]+", readme
+    ):
+        assert slug in url, f"README links a repository other than {REPO_URL}: {url}"
