@@ -49,7 +49,7 @@ def requirements_hash() -> str:
 
 def install() -> None:
     """Create ``.venv`` and install torch, the requirements and jamba_min (editable)."""
-    if sys.version_info < (3, 10):
+    if sys.version_info < (3, 10):  # noqa: UP036 (dev.py runs on whatever python3 is)
         sys.exit(f"jamba-min needs Python 3.10 or newer; this is {platform.python_version()}")
     if not venv_bin("python").exists():
         print(f"Creating a virtual environment in {VENV}", flush=True)
