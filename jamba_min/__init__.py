@@ -28,9 +28,12 @@ name                symbol       meaning
 from . import exercises
 from .accounting import (
     PAPER_TABLE1,
+    attention_params,
     count_params,
     kv_cache_bytes,
+    mamba_mixer_params,
     mamba_state_bytes,
+    mlp_params,
     paper_models,
     param_breakdown,
 )
@@ -42,10 +45,13 @@ __all__ = [
     "PAPER_TABLE1",
     "JambaConfig",
     "__version__",
+    "attention_params",
     "count_params",
     "exercises",
     "kv_cache_bytes",
+    "mamba_mixer_params",
     "mamba_state_bytes",
+    "mlp_params",
     "paper_models",
     "param_breakdown",
 ]

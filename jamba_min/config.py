@@ -256,10 +256,14 @@ class JambaConfig:
 
         ``l`` layers per block (the attention period), ``a:m`` attention-to-Mamba layers within a
         block, ``e`` the MoE period, ``n`` experts per MoE layer, ``K`` experts used per token.
+        The schedule rule places at most one attention layer per block, so ``a:m`` is ``1:(l-1)``,
+        or ``0:l`` when the offset lies beyond the last layer (a pure Mamba model).
         """
+        period = self.attn_layer_period
+        a = sum(self.is_attention_layer(i) for i in range(min(period, self.num_hidden_layers)))
         return {
-            "l": self.attn_layer_period,
-            "a:m": f"1:{self.attn_layer_period - 1}",
+            "l": period,
+            "a:m": f"{a}:{period - a}",
             "e": self.expert_layer_period,
             "n": self.num_experts,
             "K": self.num_experts_per_tok,

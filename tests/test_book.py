@@ -153,7 +153,5 @@ def test_readme_links_every_chapter_to_colab():
         rel = nb.relative_to(ROOT).as_posix()
         link = f"https://colab.research.google.com/github/{slug}/blob/main/{rel}"
         assert link in readme, f"README lacks the Colab link of {rel}"
-    for url in re.findall(
-        r"https://(?:colab\.research\.google\.com/)?github(?:\.com)?/[\w.-]+/[\w.-]+", readme
-    ):
-        assert slug in url, f"README links a repository other than {REPO_URL}: {url}"
+    for owner_repo in re.findall(r"colab\.research\.google\.com/github/([\w.-]+/[\w.-]+)", readme):
+        assert owner_repo == slug, f"a Colab badge opens {owner_repo}, not {slug}"

@@ -46,6 +46,11 @@ def test_jamba_v01_architecture():
     assert cfg.block_card() == {"l": 8, "a:m": "1:7", "e": 2, "n": 16, "K": 2}
 
 
+def test_block_card_of_a_pure_mamba_model():
+    cfg = jm.JambaConfig(num_hidden_layers=6, attn_layer_period=8, attn_layer_offset=7)
+    assert cfg.attention_layers() == [] and cfg.block_card()["a:m"] == "0:8"
+
+
 def test_dt_rank_auto_rounds_up():
     assert (
         jm.JambaConfig(hidden_size=100, num_attention_heads=4, num_key_value_heads=2).mamba_dt_rank
