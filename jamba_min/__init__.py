@@ -38,6 +38,7 @@ from .accounting import (
     param_breakdown,
 )
 from .config import JambaConfig
+from .scan import selective_scan
 
 __version__ = "0.1.0"
 
@@ -54,4 +55,5 @@ __all__ = [
     "mlp_params",
     "paper_models",
     "param_breakdown",
+    "selective_scan",
 ]

@@ -1,0 +1,384 @@
+"""The selective scan (S6) of Mamba: the reference loop and a fast chunked scan (chapters 2-3).
+
+Semantics and layout are those of mamba_ssm's ``selective_scan_fn`` (channel-first):
+
+    Δ ← Δ + delta_bias;  Δ ← softplus(Δ) if delta_softplus
+    Ā_t = exp(Δ_t A)                      (b, d_inner, L, d_state)
+    B̄u_t = Δ_t B_t u_t                    (Euler-style B̄, as Mamba uses in practice)
+    h_t = Ā_t ⊙ h_{t-1} + B̄u_t,  h_0 = 0
+    y_t = C_t · h_t + D u_t,  y ← y · silu(z)
+
+Three ways to compute it, selected by ``backend``:
+
+* ``"ref"``: a plain loop over time that reads like the equations (chapter 2). Autograd
+  differentiates it; iterating over ``unbind()`` slices keeps its backward linear in L.
+* ``"parallel"``: a chunked scan in pure PyTorch with a hand-written backward (chapter 3). Time
+  is processed in blocks that fit in cache; inside a block, chunks are scanned side by side and
+  the state is carried from chunk to chunk and from block to block. The backward recomputes each
+  block from its saved starting state instead of storing every state, so memory stays at a few
+  blocks whatever the sequence length.
+* ``"auto"``: ``"parallel"``.
+
+All backends compute in float32 (float64 for float64 inputs); float16/bfloat16 results are cast
+back to the input dtype. The returned last state stays in the compute dtype, as in mamba_ssm.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["BACKENDS", "selective_scan", "selective_scan_parallel", "selective_scan_ref"]
+
+BACKENDS = ("ref", "parallel", "auto")
+_FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+# --------------------------------------------------------------------------- the dispatcher
+def selective_scan(
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None = None,
+    z: Tensor | None = None,
+    delta_bias: Tensor | None = None,
+    delta_softplus: bool = False,
+    return_last_state: bool = False,
+    backend: str = "auto",
+) -> Tensor | tuple[Tensor, Tensor]:
+    """The selective scan, with mamba_ssm's ``selective_scan_fn`` signature and semantics.
+
+    Args:
+        u: input, ``(batch, d_inner, L)``.
+        delta: step sizes Δ before bias and softplus, ``(batch, d_inner, L)``.
+        A: state matrix (diagonal per channel), ``(d_inner, d_state)``.
+        B: input-dependent input matrix, ``(batch, d_state, L)``.
+        C: input-dependent output matrix, ``(batch, d_state, L)``.
+        D: skip connection, ``(d_inner,)``, optional.
+        z: gate, ``(batch, d_inner, L)``, optional; the output is multiplied by ``silu(z)``.
+        delta_bias: added to Δ, ``(d_inner,)``, optional.
+        delta_softplus: apply softplus to Δ (after the bias).
+        return_last_state: also return the final state ``h_L``.
+        backend: ``"ref"``, ``"parallel"`` or ``"auto"``.
+
+    Returns:
+        ``y`` of shape ``(batch, d_inner, L)`` in ``u``'s dtype, and with
+        ``return_last_state=True`` also ``h_L`` of shape ``(batch, d_inner, d_state)`` in the
+        compute dtype (float32, or float64 for float64 inputs).
+    """
+    if not isinstance(backend, str) or backend not in BACKENDS:
+        valid = ", ".join(map(repr, BACKENDS))
+        raise ValueError(f"backend must be one of {valid}; got {backend!r}")
+    _check_inputs(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    fn = selective_scan_ref if backend == "ref" else selective_scan_parallel
+    return fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+
+
+# --------------------------------------------------------------------------- validation
+_LAYOUT = {
+    "u": "(batch, d_inner, L)",
+    "delta": "(batch, d_inner, L)",
+    "A": "(d_inner, d_state)",
+    "B": "(batch, d_state, L)",
+    "C": "(batch, d_state, L)",
+    "D": "(d_inner,)",
+    "z": "(batch, d_inner, L)",
+    "delta_bias": "(d_inner,)",
+}
+
+
+def _check_inputs(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state) -> None:
+    """Raise ``ValueError`` naming the first argument of the wrong type, shape, dtype or device."""
+    if not isinstance(u, Tensor) or u.dim() != 3 or 0 in u.shape:
+        got = tuple(u.shape) if isinstance(u, Tensor) else type(u).__name__
+        raise ValueError(
+            f"u must be a tensor of shape {_LAYOUT['u']} with every size at least 1, got {got}"
+        )
+    b, d, L = u.shape
+    if not isinstance(A, Tensor) or A.dim() != 2 or A.shape[0] != d:
+        got = tuple(A.shape) if isinstance(A, Tensor) else type(A).__name__
+        raise ValueError(f"A must have shape {_LAYOUT['A']} = ({d}, d_state), got {got}")
+    n = A.shape[1]
+    sizes = {"batch": b, "d_inner": d, "L": L, "d_state": n}
+    given = dict(u=u, delta=delta, A=A, B=B, C=C, D=D, z=z, delta_bias=delta_bias)
+    for name, t in given.items():
+        if t is None and name in ("D", "z", "delta_bias"):
+            continue
+        layout = _LAYOUT[name]
+        shape = tuple(sizes[s] for s in layout.strip("(,)").split(", "))
+        if not isinstance(t, Tensor):
+            raise ValueError(f"{name} must be a tensor of shape {layout}, got {type(t).__name__}")
+        if tuple(t.shape) != shape:
+            raise ValueError(f"{name} must have shape {layout} = {shape}, got {tuple(t.shape)}")
+        if t.dtype not in _FLOATS:
+            raise ValueError(
+                f"{name} must be a floating-point tensor (float16/bfloat16/float32/float64), "
+                f"got {t.dtype}"
+            )
+        if t.device != u.device:
+            raise ValueError(f"{name} is on {t.device} but u is on {u.device}; use one device")
+    for name, flag in (
+        ("delta_softplus", delta_softplus),
+        ("return_last_state", return_last_state),
+    ):
+        if not isinstance(flag, bool):
+            raise ValueError(f"{name} must be a bool, got {flag!r}")
+
+
+def _compute_dtype(u: Tensor) -> torch.dtype:
+    return torch.float64 if u.dtype == torch.float64 else torch.float32
+
+
+def _prepare_delta(delta: Tensor, delta_bias: Tensor | None, softplus: bool, dtype) -> Tensor:
+    delta = delta.to(dtype)
+    if delta_bias is not None:
+        delta = delta + delta_bias.to(dtype)[:, None]
+    return F.softplus(delta) if softplus else delta
+
+
+def _finish(y: Tensor, u: Tensor, D: Tensor | None, z: Tensor | None, dtype) -> Tensor:
+    """y ← y + D·u, then y ← y · silu(z), in the compute dtype."""
+    if D is not None:
+        y = y + D.to(dtype)[:, None] * u.to(dtype)
+    if z is not None:
+        y = y * F.silu(z.to(dtype))
+    return y
+
+
+# --------------------------------------------------------------------------- the reference
+def selective_scan_ref(
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None = None,
+    z: Tensor | None = None,
+    delta_bias: Tensor | None = None,
+    delta_softplus: bool = False,
+    return_last_state: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """The selective scan as a loop over time; shapes as :func:`selective_scan` (no checks).
+
+    Mirrors mamba_ssm's ``selective_scan_ref``; differs in iterating over ``unbind()`` slices
+    and computing ``y`` from the stacked states after the loop, which keeps autograd's backward
+    linear in L (indexing one step at a time makes it quadratic).
+    """
+    dtype = _compute_dtype(u)
+    delta = _prepare_delta(delta, delta_bias, delta_softplus, dtype)
+    u_, A_, B_, C_ = (t.to(dtype) for t in (u, A, B, C))
+
+    A_bar = torch.exp(delta[..., None] * A_[:, None, :])  # Ā_t = exp(Δ_t A)   (b, d, L, n)
+    Bu_bar = (delta * u_)[..., None] * B_.transpose(1, 2)[:, None]  # B̄u_t = Δ_t B_t u_t
+
+    h = u_.new_zeros(u.shape[0], u.shape[1], A.shape[1])  # h_0 = 0       (b, d, n)
+    states = []
+    for A_t, Bu_t in zip(A_bar.unbind(2), Bu_bar.unbind(2), strict=True):
+        h = A_t * h + Bu_t  # h_t = Ā_t ⊙ h_{t-1} + B̄u_t
+        states.append(h)
+    hs = torch.stack(states, dim=2)  # (b, d, L, n)
+
+    y = torch.einsum("bdln,bnl->bdl", hs, C_)  # y_t = C_t · h_t
+    y = _finish(y, u, D, z, dtype).to(u.dtype)
+    return (y, h) if return_last_state else y
+
+
+# --------------------------------------------------------------------------- the chunked scan
+def selective_scan_parallel(
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None = None,
+    z: Tensor | None = None,
+    delta_bias: Tensor | None = None,
+    delta_softplus: bool = False,
+    return_last_state: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """The selective scan as a blocked, chunked scan; shapes as :func:`selective_scan` (no checks).
+
+    Bias, softplus, ``D`` and the gate are cheap ``(batch, d_inner, L)`` operations left to
+    autograd; the scan proper runs in :class:`_ChunkedScan`, whose backward is written by hand.
+    """
+    dtype = _compute_dtype(u)
+    delta = _prepare_delta(delta, delta_bias, delta_softplus, dtype)
+    u_, A_, B_, C_ = (t.to(dtype) for t in (u, A, B, C))
+    y, h_last = _ChunkedScan.apply(u_, delta, A_, B_, C_)
+    y = _finish(y, u, D, z, dtype).to(u.dtype)
+    return (y, h_last) if return_last_state else y
+
+
+# Elements of one (batch, block, d_inner, d_state) tensor: 2**20 floats = 4 MiB in float32, so
+# that the handful of block-sized tensors that a block needs stay in the CPU's cache.
+_BLOCK_ELEMENTS = 2**21
+
+
+def _plan(b: int, d: int, n: int, L: int) -> tuple[int, int, int]:
+    """Chunk length T, chunks per block and number of blocks for a sequence of L steps.
+
+    A block holds about ``_BLOCK_ELEMENTS`` state elements. Scanning a block of S = T·chunks
+    steps takes about 2T + chunks sequential operations, fewest for T ≈ √S. The sizes are rounded
+    so that the blocks cover L with as little padding as possible.
+    """
+    steps = max(1, min(L, _BLOCK_ELEMENTS // (b * d * n)))
+    blocks = -(-L // steps)
+    per_block = -(-L // blocks)
+    T = max(1, math.isqrt(per_block))
+    return T, -(-per_block // T), blocks
+
+
+class _ChunkedScan(torch.autograd.Function):
+    """(u, Δ, A, B, C) → (y = C·h without D and gate, h_L); the backward recomputes per block.
+
+    Internally time-major: ``(b, L, d)`` and ``(b, L, n)``, so that each time step's
+    ``(d, n)`` state is contiguous and the per-step outputs are batched matrix products.
+    """
+
+    @staticmethod
+    def forward(ctx, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor):
+        b, d, L = u.shape
+        T, chunks, blocks = _plan(b, d, A.shape[1], L)
+        S = T * chunks
+        dt, ut, Bt, Ct = _time_major(delta, u, B, C, blocks * S)
+        du = dt * ut
+
+        y = u.new_empty(b, blocks * S, d)
+        h = u.new_zeros(b, d, A.shape[1])
+        bufs = u.new_empty(2, b, S, d, A.shape[1])
+        starts = []  # the state entering each block: all that the backward keeps
+        for k in range(blocks):
+            sl = slice(k * S, (k + 1) * S)
+            starts.append(h)
+            a, H = _discretize(dt[:, sl], du[:, sl], A, Bt[:, sl], *bufs)
+            h = _scan_block(a, H, h, dt[:, sl], A, T)
+            y[:, sl] = torch.matmul(H, Ct[:, sl, :, None]).squeeze(-1)  # y_t = C_t · h_t
+        ctx.save_for_backward(u, delta, A, B, C, torch.stack(starts))
+        ctx.plan = (T, chunks)
+        return y[:, :L].transpose(1, 2), h
+
+    @staticmethod
+    def backward(ctx, g_y: Tensor, g_h_last: Tensor | None):
+        u, delta, A, B, C, starts = ctx.saved_tensors
+        T, chunks = ctx.plan
+        L, S, blocks = u.shape[2], T * chunks, starts.shape[0]
+        padded = blocks * S
+        dt, ut, Bt, Ct = _time_major(delta, u, B, C, padded)
+        du = dt * ut
+        gy = _pad_time(g_y, padded)  # (b, L, d)
+
+        g_dt, g_du = torch.empty_like(dt), torch.empty_like(dt)
+        g_B, g_C = torch.empty_like(Bt), torch.empty_like(Ct)
+        g_A = torch.zeros_like(A)
+        bufs = u.new_empty(3, *gy.shape[:1], S, *starts.shape[2:])
+        # ρ: the adjoint flowing into a block's last step from the steps after the block
+        rho = g_h_last.to(u.dtype) if g_h_last is not None else torch.zeros_like(starts[0])
+        for k in reversed(range(blocks)):
+            sl = slice(k * S, (k + 1) * S)
+            a, H = _discretize(dt[:, sl], du[:, sl], A, Bt[:, sl], bufs[0], bufs[1])
+            _scan_block(a, H, starts[k], dt[:, sl], A, T)  # H[:, t] = h_t, recomputed
+            g_C[:, sl] = torch.matmul(gy[:, sl, None, :], H).squeeze(2)  # Σ_d g_y h
+            lam = torch.mul(gy[:, sl, :, None], Ct[:, sl, None, :], out=bufs[2])  # ∂L/∂h_t ...
+            rho = _scan_block_backward(a, lam, rho, dt[:, sl], A, T)  # ... then λ_t in place
+            # B̄u_t = Δu_t B_t receives λ_t: B through Δu, and Δu through B
+            g_B[:, sl] = torch.matmul(du[:, sl, None, :], lam).squeeze(2)
+            g_du[:, sl] = torch.matmul(lam, Bt[:, sl, :, None]).squeeze(-1)
+            # Ā_t = exp(Δ_t A) receives λ_t ⊙ h_{t-1}; G = λ_t ⊙ h_{t-1} ⊙ Ā_t is ∂L/∂(Δ_t A)
+            G = a.mul_(lam)
+            G[:, 1:].mul_(H[:, :-1])
+            G[:, 0].mul_(starts[k])
+            g_dt[:, sl] = (G * A).sum(-1)
+            g_A += G.mul_(dt[:, sl, :, None]).sum((0, 1))
+        g_u = (g_du * dt)[:, :L].transpose(1, 2)
+        g_delta = (g_dt + g_du * ut)[:, :L].transpose(1, 2)
+        return g_u, g_delta, g_A, g_B[:, :L].transpose(1, 2), g_C[:, :L].transpose(1, 2)
+
+
+def _pad_time(x: Tensor, length: int) -> Tensor:
+    """A channel-first ``(b, c, L)`` tensor as time-major ``(b, length, c)``, zero-padded."""
+    out = x.new_zeros(x.shape[0], length, x.shape[1])
+    out[:, : x.shape[2]] = x.transpose(1, 2)
+    return out
+
+
+def _time_major(delta: Tensor, u: Tensor, B: Tensor, C: Tensor, length: int):
+    """Δ, u as ``(b, L, d)`` and B, C as ``(b, L, n)``, zero-padded to ``length`` steps.
+
+    Padded steps have Δ = 0, so Ā = 1 and B̄u = 0: the state passes through them unchanged.
+    """
+    return tuple(_pad_time(t, length) for t in (delta, u, B, C))
+
+
+def _discretize(
+    dt: Tensor, du: Tensor, A: Tensor, B: Tensor, a: Tensor, x: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Ā = exp(Δ A) and B̄u = Δu·B for one block, written into ``a`` and ``x`` (b, S, d, n).
+
+    The buffers are reused from block to block: fresh multi-megabyte tensors would cost a page
+    fault per 4 KiB on first touch, which on a CPU takes longer than the arithmetic.
+    """
+    torch.mul(dt[..., None], A, out=a).exp_()
+    torch.mul(du[..., None], B[:, :, None, :], out=x)
+    return a, x
+
+
+def _scan_block(a: Tensor, x: Tensor, h0: Tensor, dt: Tensor, A: Tensor, T: int) -> Tensor:
+    """Scan one block in place: on return ``x[:, t]`` holds h_t. Returns the last state.
+
+    a, x: ``(b, S, d, n)`` with S = T·chunks; h0: ``(b, d, n)`` the state before the block.
+    Three passes, none of them a loop over the block's S single steps:
+    1. scan every chunk from a zero state, all chunks side by side (T steps of chunk-wide ops);
+    2. carry the true state across chunks (one step per chunk): a chunk multiplies the state
+       entering it by the product of its Ā, which is exp(A·ΣΔ), and adds its local final state;
+    3. rescan every chunk from its true entering state, in place (T steps again).
+    """
+    b, S, d, n = x.shape
+    chunks = S // T
+    a_j = a.view(b, chunks, T, d, n).unbind(2)  # a_j[j]: step j of every chunk, (b, chunks, d, n)
+    x_j = x.view(b, chunks, T, d, n).unbind(2)
+    local = x_j[0]
+    for j in range(1, T):
+        local = torch.addcmul(x_j[j], a_j[j], local)
+    decay = torch.exp(dt.view(b, chunks, T, d).sum(2)[..., None] * A)  # Π Ā over each chunk
+    h_in = torch.empty_like(local)  # the true state entering each chunk
+    h_in[:, 0] = h0
+    for c in range(1, chunks):
+        torch.addcmul(local[:, c - 1], decay[:, c - 1], h_in[:, c - 1], out=h_in[:, c])
+    x_j[0].addcmul_(a_j[0], h_in)
+    for j in range(1, T):
+        x_j[j].addcmul_(a_j[j], x_j[j - 1])
+    return x_j[T - 1][:, -1].clone()
+
+
+def _scan_block_backward(
+    a: Tensor, g: Tensor, rho: Tensor, dt: Tensor, A: Tensor, T: int
+) -> Tensor:
+    """The adjoint scan of one block, in place: on return ``g[:, t]`` holds λ_t.
+
+    λ_t = g_t + Ā_{t+1} λ_{t+1}, where the steps after the block contribute ρ = Ā λ of the step
+    that follows it. The same three passes as :func:`_scan_block`, backwards in time. Returns the
+    ρ that this block hands to the block before it: Ā ⊙ λ of its first step.
+    """
+    b, S, d, n = g.shape
+    chunks = S // T
+    a_j = a.view(b, chunks, T, d, n).unbind(2)
+    g_j = g.view(b, chunks, T, d, n).unbind(2)
+    local = g_j[T - 1]
+    for j in range(T - 2, -1, -1):
+        local = torch.addcmul(g_j[j], a_j[j + 1], local)
+    # a chunk's first λ responds to what enters at its end through Ā_1 ⋯ Ā_{T-1} of the chunk
+    decay = torch.exp(dt.view(b, chunks, T, d)[:, :, 1:].sum(2)[..., None] * A)
+    rho_in = torch.empty_like(local)  # what flows into each chunk's last step from the next
+    rho_in[:, -1] = rho
+    for c in range(chunks - 1, 0, -1):
+        lam_first = torch.addcmul(local[:, c], decay[:, c], rho_in[:, c])
+        torch.mul(a_j[0][:, c], lam_first, out=rho_in[:, c - 1])
+    g_j[T - 1].add_(rho_in)
+    for j in range(T - 2, -1, -1):
+        g_j[j].addcmul_(a_j[j + 1], g_j[j + 1])
+    return a_j[0][:, 0] * g_j[0][:, 0]
