@@ -14,10 +14,23 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import torch
+
 from .accounting import count_params, kv_cache_bytes, mamba_mixer_params, paper_models
 from .config import JambaConfig
+from .scan import selective_scan
 
-__all__ = ["check_active_params", "check_kv_cache_bytes", "check_mamba_mixer_params"]
+__all__ = [
+    "check_active_params",
+    "check_chunked_scan",
+    "check_combine",
+    "check_discretize",
+    "check_ema",
+    "check_kv_cache_bytes",
+    "check_mamba_mixer_params",
+    "check_selective_scan",
+    "check_ssm_kernel",
+]
 
 
 def _exercise_configs() -> list[tuple[str, JambaConfig]]:
@@ -78,3 +91,137 @@ def check_kv_cache_bytes(fn: Callable[[JambaConfig, int, int, int], int]) -> Non
             cases.append((f"{label}, {seq_len} tokens × batch {batch} × {dtype_bytes} B", args,
                           kv_cache_bytes(*args)))  # fmt: skip
     _compare("check_kv_cache_bytes", cases, fn)
+
+
+# --------------------------------------------------------------------------- chapters 1-3
+def _compare_tensors(name: str, cases: Iterable[tuple[str, Any, Any]], tol: float = 1e-9) -> None:
+    n = 0
+    for label, got, want in cases:
+        got_t = got if isinstance(got, (tuple, list)) else (got,)
+        want_t = want if isinstance(want, (tuple, list)) else (want,)
+        if len(got_t) != len(want_t):
+            raise AssertionError(
+                f"{name}: for {label}, expected {len(want_t)} outputs, got {len(got_t)}"
+            )
+        for i, (g, w) in enumerate(zip(got_t, want_t, strict=True)):
+            if not isinstance(g, torch.Tensor) or g.shape != w.shape:
+                shape = tuple(g.shape) if isinstance(g, torch.Tensor) else type(g).__name__
+                raise AssertionError(
+                    f"{name}: for {label}, output {i} should have shape {tuple(w.shape)}, "
+                    f"got {shape}"
+                )
+            err = (g.double() - w.double()).abs().max().item()
+            scale = max(1.0, w.abs().max().item())
+            if not err <= tol * scale:
+                raise AssertionError(f"{name}: for {label}, output {i} is off by {err:.3g}")
+        n += 1
+    print(f"✓ {name}: {n} cases agree")
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def check_discretize(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], Any]) -> None:
+    """Grade ``fn(A, B, delta) -> (A_bar, B_bar)``: zero-order-hold discretisation (chapter 1).
+
+    A, B: ``(d, n)`` (A diagonal per channel, negative); delta: ``(d,)``. Expected:
+    Ā = exp(ΔA) and B̄ = (ΔA)⁻¹(exp(ΔA) − 1)·ΔB, elementwise.
+    """
+    cases = []
+    for seed, (d, n) in enumerate([(1, 1), (3, 4), (8, 16)]):
+        g = _gen(seed)
+        A = -torch.rand(d, n, generator=g, dtype=torch.float64) * 4 - 0.1
+        B = torch.randn(d, n, generator=g, dtype=torch.float64)
+        delta = torch.rand(d, generator=g, dtype=torch.float64) + 0.01
+        dA = delta[:, None] * A
+        want = (torch.exp(dA), (torch.exp(dA) - 1) / dA * delta[:, None] * B)
+        cases.append((f"d={d}, n={n}", fn(A, B, delta), want))
+    _compare_tensors("check_discretize", cases)
+
+
+def check_ssm_kernel(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, int], Any]) -> None:
+    """Grade ``fn(A_bar, B_bar, C, L) -> K``: the convolution kernel of a diagonal LTI SSM.
+
+    A_bar, B_bar, C: ``(n,)``; K: ``(L,)`` with K_k = Σ_n C_n Ā_n^k B̄_n (chapter 1).
+    """
+    cases = []
+    for seed, (n, L) in enumerate([(1, 5), (4, 1), (16, 64)]):
+        g = _gen(seed)
+        A_bar = torch.rand(n, generator=g, dtype=torch.float64) * 0.98
+        B_bar, C = (torch.randn(n, generator=g, dtype=torch.float64) for _ in range(2))
+        powers = A_bar[None, :] ** torch.arange(L, dtype=torch.float64)[:, None]
+        cases.append((f"n={n}, L={L}", fn(A_bar, B_bar, C, L), powers @ (C * B_bar)))
+    _compare_tensors("check_ssm_kernel", cases)
+
+
+def check_ema(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> None:
+    """Grade ``fn(x, alpha) -> y``: y_t = α y_{t-1} + (1 − α) x_t, y_{-1} = 0; x: ``(L,)``."""
+    cases = []
+    for seed, (L, alpha) in enumerate([(1, 0.5), (10, 0.9), (100, 0.0), (50, 1.0)]):
+        x = torch.randn(L, generator=_gen(seed), dtype=torch.float64)
+        want, y = torch.empty_like(x), 0.0
+        for t in range(L):
+            y = alpha * y + (1 - alpha) * x[t].item()
+            want[t] = y
+        cases.append((f"L={L}, alpha={alpha}", fn(x, alpha), want))
+    _compare_tensors("check_ema", cases)
+
+
+def check_selective_scan(fn: Callable[..., torch.Tensor]) -> None:
+    """Grade ``fn(u, delta, A, B, C, D) -> y``: the selective scan, Δ given (chapter 2).
+
+    Shapes as :func:`jamba_min.selective_scan`; compared with its ``"ref"`` backend.
+    """
+    cases = []
+    for seed, (b, d, L, n) in enumerate([(1, 1, 1, 1), (2, 3, 17, 4), (1, 5, 40, 16)]):
+        g = _gen(seed)
+        u = torch.randn(b, d, L, generator=g, dtype=torch.float64)
+        delta = torch.rand(b, d, L, generator=g, dtype=torch.float64) * 0.5
+        A = -torch.rand(d, n, generator=g, dtype=torch.float64) * 3
+        B, C = (torch.randn(b, n, L, generator=g, dtype=torch.float64) for _ in range(2))
+        D = torch.randn(d, generator=g, dtype=torch.float64)
+        want = selective_scan(u, delta, A, B, C, D, backend="ref")
+        cases.append((f"(b, d, L, n) = {(b, d, L, n)}", fn(u, delta, A, B, C, D), want))
+    _compare_tensors("check_selective_scan", cases)
+
+
+def check_combine(fn: Callable[[Any, Any], Any]) -> None:
+    """Grade ``fn((a1, b1), (a2, b2)) -> (a, b)``: the scan operator of h_t = a_t h_{t-1} + b_t.
+
+    It must compose "first step 1, then step 2", and be associative (chapter 3).
+    """
+    cases = []
+    g = _gen(0)
+    steps = [
+        tuple(torch.randn(3, 4, generator=g, dtype=torch.float64) for _ in range(2))
+        for _ in range(3)
+    ]
+    (a1, b1), (a2, b2), (a3, b3) = steps
+    cases.append(("two steps", fn(steps[0], steps[1]), (a1 * a2, a2 * b1 + b2)))
+    left = fn(fn(steps[0], steps[1]), steps[2])
+    right = fn(steps[0], fn(steps[1], steps[2]))
+    cases.append(("associativity: (s1 s2) s3 vs s1 (s2 s3)", tuple(left), tuple(right)))
+    h = b1
+    h = a2 * h + b2
+    h = a3 * h + b3
+    cases.append(("three steps applied to h_0 = 0", left[1], h))
+    _compare_tensors("check_combine", cases)
+
+
+def check_chunked_scan(fn: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]) -> None:
+    """Grade ``fn(a, x, chunk) -> h``: h_t = a_t h_{t-1} + x_t (h_{-1} = 0) along dim 0.
+
+    a, x: ``(L, …)``; ``chunk`` need not divide L (chapter 3).
+    """
+    cases = []
+    for seed, (L, chunk) in enumerate([(1, 1), (10, 3), (64, 8), (100, 7), (5, 16)]):
+        g = _gen(seed)
+        a = torch.rand(L, 2, 3, generator=g, dtype=torch.float64)
+        x = torch.randn(L, 2, 3, generator=g, dtype=torch.float64)
+        want, h = torch.empty_like(x), torch.zeros_like(x[0])
+        for t in range(L):
+            h = a[t] * h + x[t]
+            want[t] = h
+        cases.append((f"L={L}, chunk={chunk}", fn(a, x, chunk), want))
+    _compare_tensors("check_chunked_scan", cases)

@@ -1,0 +1,72 @@
+"""The exercise graders accept correct answers and reject wrong ones with a helpful message."""
+
+import pytest
+import torch
+
+import jamba_min as jm
+from jamba_min import exercises as ex
+
+
+def scan_loop(a, x, chunk):
+    h, out = torch.zeros_like(x[0]), []
+    for t in range(len(a)):
+        h = a[t] * h + x[t]
+        out.append(h)
+    return torch.stack(out)
+
+
+def ema(x, alpha):
+    y, out = torch.zeros(()), []
+    for v in x:
+        y = alpha * y + (1 - alpha) * v
+        out.append(y)
+    return torch.stack(out)
+
+
+def zoh(A, B, delta):
+    dA = delta[:, None] * A
+    return torch.exp(dA), torch.expm1(dA) / A * B
+
+
+RIGHT_AND_WRONG = {
+    "check_mamba_mixer_params": (jm.mamba_mixer_params, lambda cfg: jm.mamba_mixer_params(cfg) - 1),
+    "check_active_params": (
+        lambda cfg: jm.count_params(cfg)["active"],
+        lambda cfg: jm.count_params(cfg)["total"],
+    ),
+    "check_kv_cache_bytes": (jm.kv_cache_bytes, lambda c, s, b, n: jm.kv_cache_bytes(c, s, b, 2)),
+    "check_discretize": (
+        zoh,
+        lambda A, B, delta: (torch.exp(delta[:, None] * A), delta[:, None] * B),
+    ),
+    "check_ssm_kernel": (
+        lambda Ab, Bb, C, L: torch.stack([(C * Ab**k * Bb).sum() for k in range(L)]),
+        lambda Ab, Bb, C, L: torch.stack([(C * Ab ** (k + 1) * Bb).sum() for k in range(L)]),
+    ),
+    "check_ema": (ema, lambda x, alpha: ema(x, 1 - alpha)),
+    "check_selective_scan": (
+        lambda u, delta, A, B, C, D: jm.selective_scan(u, delta, A, B, C, D),
+        lambda u, delta, A, B, C, D: jm.selective_scan(u, delta, A, B, C),
+    ),
+    "check_combine": (
+        lambda p, q: (p[0] * q[0], q[0] * p[1] + q[1]),
+        lambda p, q: (p[0] * q[0], p[0] * q[1] + p[1]),
+    ),
+    "check_chunked_scan": (scan_loop, lambda a, x, chunk: torch.cumsum(x, 0)),
+}
+
+
+def test_every_grader_is_covered():
+    assert set(RIGHT_AND_WRONG) == {n for n in ex.__all__ if n.startswith("check_")}
+
+
+@pytest.mark.parametrize("name", RIGHT_AND_WRONG)
+def test_grader_accepts_a_right_answer(name, capsys):
+    getattr(ex, name)(RIGHT_AND_WRONG[name][0])
+    assert capsys.readouterr().out.startswith(f"✓ {name}: ")
+
+
+@pytest.mark.parametrize("name", RIGHT_AND_WRONG)
+def test_grader_rejects_a_wrong_answer(name):
+    with pytest.raises(AssertionError, match=f"{name}: for "):
+        getattr(ex, name)(RIGHT_AND_WRONG[name][1])
