@@ -9,6 +9,11 @@ from pathlib import Path
 
 import pytest
 
+# Import jamba_min before any test module imports transformers (which imports triton): on a
+# machine without a GPU, jamba_min turns on Triton's interpreter, which only works if it is set
+# before the first `import triton`.
+import jamba_min  # noqa: F401
+
 ROOT = Path(__file__).resolve().parent
 
 

@@ -25,7 +25,10 @@ name                symbol       meaning
 ==================  ===========  ==========================================================
 """
 
-from . import exercises
+from . import (
+    _backend,  # noqa: F401  (first: sets TRITON_INTERPRET before triton is imported)
+    exercises,
+)
 from .accounting import (
     PAPER_TABLE1,
     attention_params,

@@ -17,7 +17,9 @@ Three ways to compute it, selected by ``backend``:
   the state is carried from chunk to chunk and from block to block. The backward recomputes each
   block from its saved starting state instead of storing every state, so memory stays at a few
   blocks whatever the sequence length.
-* ``"auto"``: ``"parallel"``.
+* ``"triton"``: Triton kernels, forward and backward (chapter 4, ``jamba_min.triton_scan``);
+  on a machine without a GPU they run in Triton's interpreter: exact, but slow.
+* ``"auto"``: ``"triton"`` for CUDA tensors, ``"parallel"`` otherwise.
 
 All backends compute in float32 (float64 for float64 inputs); float16/bfloat16 results are cast
 back to the input dtype. The returned last state stays in the compute dtype, as in mamba_ssm.
@@ -33,7 +35,7 @@ from torch import Tensor
 
 __all__ = ["BACKENDS", "selective_scan", "selective_scan_parallel", "selective_scan_ref"]
 
-BACKENDS = ("ref", "parallel", "auto")
+BACKENDS = ("ref", "parallel", "triton", "auto")
 _FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
@@ -64,7 +66,7 @@ def selective_scan(
         delta_bias: added to Δ, ``(d_inner,)``, optional.
         delta_softplus: apply softplus to Δ (after the bias).
         return_last_state: also return the final state ``h_L``.
-        backend: ``"ref"``, ``"parallel"`` or ``"auto"``.
+        backend: ``"ref"``, ``"parallel"``, ``"triton"`` or ``"auto"``.
 
     Returns:
         ``y`` of shape ``(batch, d_inner, L)`` in ``u``'s dtype, and with
@@ -75,8 +77,24 @@ def selective_scan(
         valid = ", ".join(map(repr, BACKENDS))
         raise ValueError(f"backend must be one of {valid}; got {backend!r}")
     _check_inputs(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
-    fn = selective_scan_ref if backend == "ref" else selective_scan_parallel
+    if backend == "auto":
+        backend = "triton" if u.is_cuda else "parallel"
+    if backend == "triton":
+        fn = _triton_backend()
+    else:
+        fn = selective_scan_ref if backend == "ref" else selective_scan_parallel
     return fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+
+
+def _triton_backend():
+    try:
+        from .triton_scan import selective_scan_triton
+    except ImportError as err:  # triton has no wheels for macOS or Windows
+        raise RuntimeError(
+            f"backend='triton' needs the triton package ({err}); install it "
+            "(`pip install triton`, Linux only) or use backend='parallel'"
+        ) from err
+    return selective_scan_triton
 
 
 # --------------------------------------------------------------------------- validation
@@ -203,18 +221,17 @@ def selective_scan_parallel(
 ) -> Tensor | tuple[Tensor, Tensor]:
     """The selective scan as a blocked, chunked scan; shapes as :func:`selective_scan` (no checks).
 
-    Bias, softplus, ``D`` and the gate are cheap ``(batch, d_inner, L)`` operations left to
-    autograd; the scan proper runs in :class:`_ChunkedScan`, whose backward is written by hand.
+    Everything, bias, softplus, ``D`` and the gate included, runs in :class:`_ChunkedScan`, one
+    block of time at a time, with a backward written by hand.
     """
     dtype = _compute_dtype(u)
-    delta = _prepare_delta(delta, delta_bias, delta_softplus, dtype)
-    u_, A_, B_, C_ = (t.to(dtype) for t in (u, A, B, C))
-    y, h_last = _ChunkedScan.apply(u_, delta, A_, B_, C_)
-    y = _finish(y, u, D, z, dtype).to(u.dtype)
+    args = [None if t is None else t.to(dtype) for t in (u, delta, A, B, C, D, z, delta_bias)]
+    y, h_last = _ChunkedScan.apply(*args, delta_softplus)
+    y = y.to(u.dtype)
     return (y, h_last) if return_last_state else y
 
 
-# Elements of one (batch, block, d_inner, d_state) tensor: 2**20 floats = 4 MiB in float32, so
+# Elements of one (batch, block, d_inner, d_state) tensor: 2**21 floats = 8 MiB in float32, so
 # that the handful of block-sized tensors that a block needs stay in the CPU's cache.
 _BLOCK_ELEMENTS = 2**21
 
@@ -223,95 +240,136 @@ def _plan(b: int, d: int, n: int, L: int) -> tuple[int, int, int]:
     """Chunk length T, chunks per block and number of blocks for a sequence of L steps.
 
     A block holds about ``_BLOCK_ELEMENTS`` state elements. Scanning a block of S = T·chunks
-    steps takes about 2T + chunks sequential operations, fewest for T ≈ √S. The sizes are rounded
+    steps takes about 2T + chunks sequential operations, few for T ≈ √S. The sizes are rounded
     so that the blocks cover L with as little padding as possible.
     """
     steps = max(1, min(L, _BLOCK_ELEMENTS // (b * d * n)))
     blocks = -(-L // steps)
     per_block = -(-L // blocks)
     T = max(1, math.isqrt(per_block))
-    return T, -(-per_block // T), blocks
+    chunks = -(-per_block // T)
+    return T, chunks, -(-L // (T * chunks))
+
+
+def _softplus(x: Tensor) -> Tensor:
+    """softplus with torch's threshold (x itself above 20); faster than F.softplus on a CPU."""
+    return torch.where(x > 20, x, torch.log1p(torch.exp(torch.clamp(x, max=20))))
+
+
+class _Block:
+    """One block of time in the scan's time-major layout ``(b, S, ·)``, zero-padded to S steps.
+
+    Steps past the end of the sequence get Δ = 0, so Ā = 1 and B̄u = 0: the state passes
+    through them unchanged.
+    """
+
+    def __init__(self, k, S, u, delta, B, C, z, delta_bias, softplus):
+        L = u.shape[2]
+        self.sl = slice(k * S, min((k + 1) * S, L))
+        self.valid, self.S = self.sl.stop - self.sl.start, S
+        self.raw = self.stage(delta)  # Δ + bias, before softplus
+        if delta_bias is not None:
+            self.raw += delta_bias
+        self.dt = _softplus(self.raw) if softplus else self.raw
+        if self.valid < S:
+            self.dt[:, self.valid :] = 0
+        self.u = self.stage(u)
+        self.du = self.dt * self.u
+        self.B, self.C = self.stage(B), self.stage(C)
+        self.z = self.stage(z) if z is not None else None
+
+    def stage(self, x: Tensor) -> Tensor:
+        """``x[:, :, block]`` of a channel-first tensor as a time-major ``(b, S, c)`` copy."""
+        out = x.new_zeros(x.shape[0], self.S, x.shape[1])
+        out[:, : self.valid] = x[:, :, self.sl].transpose(1, 2)
+        return out
+
+    def put(self, target: Tensor, x: Tensor) -> None:
+        """Write a time-major block result ``(b, S, c)`` into the channel-first ``target``."""
+        target[:, :, self.sl] = x[:, : self.valid].transpose(1, 2)
 
 
 class _ChunkedScan(torch.autograd.Function):
-    """(u, Δ, A, B, C) → (y = C·h without D and gate, h_L); the backward recomputes per block.
+    """The whole selective scan, one block of time at a time; the backward recomputes per block.
 
-    Internally time-major: ``(b, L, d)`` and ``(b, L, n)``, so that each time step's
-    ``(d, n)`` state is contiguous and the per-step outputs are batched matrix products.
+    Inside a block the layout is time-major, ``(b, S, d, n)``, so that each step's ``(d, n)``
+    state is contiguous and the per-step outputs are batched matrix products. The backward keeps
+    only the state entering each chunk: one ``(b, d, n)`` state per T steps.
     """
 
     @staticmethod
-    def forward(ctx, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor):
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, softplus):
         b, d, L = u.shape
-        T, chunks, blocks = _plan(b, d, A.shape[1], L)
+        n = A.shape[1]
+        T, chunks, blocks = _plan(b, d, n, L)
         S = T * chunks
-        dt, ut, Bt, Ct = _time_major(delta, u, B, C, blocks * S)
-        du = dt * ut
-
-        y = u.new_empty(b, blocks * S, d)
-        h = u.new_zeros(b, d, A.shape[1])
-        bufs = u.new_empty(2, b, S, d, A.shape[1])
-        starts = []  # the state entering each block: all that the backward keeps
+        out = torch.empty_like(u)
+        h = u.new_zeros(b, d, n)
+        bufs = u.new_empty(2, b, S, d, n)
+        entering = []  # the state entering each chunk of each block
         for k in range(blocks):
-            sl = slice(k * S, (k + 1) * S)
-            starts.append(h)
-            a, H = _discretize(dt[:, sl], du[:, sl], A, Bt[:, sl], *bufs)
-            h = _scan_block(a, H, h, dt[:, sl], A, T)
-            y[:, sl] = torch.matmul(H, Ct[:, sl, :, None]).squeeze(-1)  # y_t = C_t · h_t
-        ctx.save_for_backward(u, delta, A, B, C, torch.stack(starts))
-        ctx.plan = (T, chunks)
-        return y[:, :L].transpose(1, 2), h
+            blk = _Block(k, S, u, delta, B, C, z, delta_bias, softplus)
+            a, H = _discretize(blk.dt, blk.du, A, blk.B, *bufs)
+            h, h_in = _scan_block(a, H, h, blk.dt, A, T)
+            entering.append(h_in)
+            y = torch.matmul(H, blk.C[..., None]).squeeze(-1)  # y_t = C_t · h_t    (b, S, d)
+            if D is not None:
+                y += D * blk.u
+            if z is not None:
+                y *= F.silu(blk.z)
+            blk.put(out, y)
+        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, torch.stack(entering))
+        ctx.config = (softplus, T, chunks)
+        return out, h
 
     @staticmethod
-    def backward(ctx, g_y: Tensor, g_h_last: Tensor | None):
-        u, delta, A, B, C, starts = ctx.saved_tensors
-        T, chunks = ctx.plan
-        L, S, blocks = u.shape[2], T * chunks, starts.shape[0]
-        padded = blocks * S
-        dt, ut, Bt, Ct = _time_major(delta, u, B, C, padded)
-        du = dt * ut
-        gy = _pad_time(g_y, padded)  # (b, L, d)
-
-        g_dt, g_du = torch.empty_like(dt), torch.empty_like(dt)
-        g_B, g_C = torch.empty_like(Bt), torch.empty_like(Ct)
+    def backward(ctx, g_out: Tensor, g_h_last: Tensor | None):
+        u, delta, A, B, C, D, z, delta_bias, entering = ctx.saved_tensors
+        softplus, T, chunks = ctx.config
+        S, blocks = T * chunks, entering.shape[0]
+        g_u, g_delta = torch.empty_like(u), torch.empty_like(delta)
+        g_B, g_C = torch.empty_like(B), torch.empty_like(C)
+        g_z = torch.empty_like(z) if z is not None else None
         g_A = torch.zeros_like(A)
-        bufs = u.new_empty(3, *gy.shape[:1], S, *starts.shape[2:])
+        g_D = torch.zeros_like(D) if D is not None else None
+        bufs = u.new_empty(3, u.shape[0], S, *entering.shape[-2:])
         # ρ: the adjoint flowing into a block's last step from the steps after the block
-        rho = g_h_last.to(u.dtype) if g_h_last is not None else torch.zeros_like(starts[0])
+        rho = g_h_last if g_h_last is not None else torch.zeros_like(bufs[0, :, 0])
         for k in reversed(range(blocks)):
-            sl = slice(k * S, (k + 1) * S)
-            a, H = _discretize(dt[:, sl], du[:, sl], A, Bt[:, sl], bufs[0], bufs[1])
-            _scan_block(a, H, starts[k], dt[:, sl], A, T)  # H[:, t] = h_t, recomputed
-            g_C[:, sl] = torch.matmul(gy[:, sl, None, :], H).squeeze(2)  # Σ_d g_y h
-            lam = torch.mul(gy[:, sl, :, None], Ct[:, sl, None, :], out=bufs[2])  # ∂L/∂h_t ...
-            rho = _scan_block_backward(a, lam, rho, dt[:, sl], A, T)  # ... then λ_t in place
+            blk = _Block(k, S, u, delta, B, C, z, delta_bias, softplus)
+            g_y = blk.stage(g_out)
+            a, H = _discretize(blk.dt, blk.du, A, blk.B, bufs[0], bufs[1])
+            _scan_block(a, H, None, blk.dt, A, T, entering[k])  # H[:, t] = h_t again
+            # through the gate and the skip: out = (C·h + D u) · silu(z)
+            if z is not None:
+                y = torch.matmul(H, blk.C[..., None]).squeeze(-1)
+                if D is not None:
+                    y += D * blk.u
+                sig = torch.sigmoid(blk.z)
+                blk.put(g_z, g_y * y * sig * (1 + blk.z * (1 - sig)))
+                g_y *= blk.z * sig
+            blk.put(g_C, torch.matmul(g_y[:, :, None, :], H).squeeze(2))  # Σ_d g_y h
+            lam = torch.mul(g_y[..., None], blk.C[:, :, None, :], out=bufs[2])  # ∂L/∂h_t ...
+            rho = _scan_block_backward(a, lam, rho, blk.dt, A, T)  # ... then λ_t in place
             # B̄u_t = Δu_t B_t receives λ_t: B through Δu, and Δu through B
-            g_B[:, sl] = torch.matmul(du[:, sl, None, :], lam).squeeze(2)
-            g_du[:, sl] = torch.matmul(lam, Bt[:, sl, :, None]).squeeze(-1)
+            blk.put(g_B, torch.matmul(blk.du[:, :, None, :], lam).squeeze(2))
+            g_du = torch.matmul(lam, blk.B[..., None]).squeeze(-1)  # Σ_n λ B     (b, S, d)
             # Ā_t = exp(Δ_t A) receives λ_t ⊙ h_{t-1}; G = λ_t ⊙ h_{t-1} ⊙ Ā_t is ∂L/∂(Δ_t A)
             G = a.mul_(lam)
             G[:, 1:].mul_(H[:, :-1])
-            G[:, 0].mul_(starts[k])
-            g_dt[:, sl] = (G * A).sum(-1)
-            g_A += G.mul_(dt[:, sl, :, None]).sum((0, 1))
-        g_u = (g_du * dt)[:, :L].transpose(1, 2)
-        g_delta = (g_dt + g_du * ut)[:, :L].transpose(1, 2)
-        return g_u, g_delta, g_A, g_B[:, :L].transpose(1, 2), g_C[:, :L].transpose(1, 2)
-
-
-def _pad_time(x: Tensor, length: int) -> Tensor:
-    """A channel-first ``(b, c, L)`` tensor as time-major ``(b, length, c)``, zero-padded."""
-    out = x.new_zeros(x.shape[0], length, x.shape[1])
-    out[:, : x.shape[2]] = x.transpose(1, 2)
-    return out
-
-
-def _time_major(delta: Tensor, u: Tensor, B: Tensor, C: Tensor, length: int):
-    """Δ, u as ``(b, L, d)`` and B, C as ``(b, L, n)``, zero-padded to ``length`` steps.
-
-    Padded steps have Δ = 0, so Ā = 1 and B̄u = 0: the state passes through them unchanged.
-    """
-    return tuple(_pad_time(t, length) for t in (delta, u, B, C))
+            G[:, 0].mul_(entering[k][:, 0])
+            g_dt = (G * A).sum(-1) + g_du * blk.u
+            g_A += G.mul_(blk.dt[..., None]).sum((0, 1))
+            if softplus:
+                g_dt *= torch.sigmoid(blk.raw)
+            blk.put(g_delta, g_dt)
+            g_u_blk = g_du * blk.dt
+            if D is not None:
+                g_D += (g_y * blk.u).sum((0, 1))
+                g_u_blk += g_y * D
+            blk.put(g_u, g_u_blk)
+        g_bias = g_delta.sum((0, 2)) if delta_bias is not None else None
+        return g_u, g_delta, g_A, g_B, g_C, g_D, g_z, g_bias, None
 
 
 def _discretize(
@@ -327,8 +385,16 @@ def _discretize(
     return a, x
 
 
-def _scan_block(a: Tensor, x: Tensor, h0: Tensor, dt: Tensor, A: Tensor, T: int) -> Tensor:
-    """Scan one block in place: on return ``x[:, t]`` holds h_t. Returns the last state.
+def _scan_block(
+    a: Tensor,
+    x: Tensor,
+    h0: Tensor | None,
+    dt: Tensor,
+    A: Tensor,
+    T: int,
+    h_in: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Scan one block in place: on return ``x[:, t]`` holds h_t.
 
     a, x: ``(b, S, d, n)`` with S = T·chunks; h0: ``(b, d, n)`` the state before the block.
     Three passes, none of them a loop over the block's S single steps:
@@ -336,23 +402,26 @@ def _scan_block(a: Tensor, x: Tensor, h0: Tensor, dt: Tensor, A: Tensor, T: int)
     2. carry the true state across chunks (one step per chunk): a chunk multiplies the state
        entering it by the product of its Ā, which is exp(A·ΣΔ), and adds its local final state;
     3. rescan every chunk from its true entering state, in place (T steps again).
+    Given the entering states ``h_in`` ``(b, chunks, d, n)`` of a previous call, only pass 3
+    runs. Returns the block's last state and ``h_in``.
     """
     b, S, d, n = x.shape
     chunks = S // T
     a_j = a.view(b, chunks, T, d, n).unbind(2)  # a_j[j]: step j of every chunk, (b, chunks, d, n)
     x_j = x.view(b, chunks, T, d, n).unbind(2)
-    local = x_j[0]
-    for j in range(1, T):
-        local = torch.addcmul(x_j[j], a_j[j], local)
-    decay = torch.exp(dt.view(b, chunks, T, d).sum(2)[..., None] * A)  # Π Ā over each chunk
-    h_in = torch.empty_like(local)  # the true state entering each chunk
-    h_in[:, 0] = h0
-    for c in range(1, chunks):
-        torch.addcmul(local[:, c - 1], decay[:, c - 1], h_in[:, c - 1], out=h_in[:, c])
+    if h_in is None:
+        local = x_j[0]
+        for j in range(1, T):
+            local = torch.addcmul(x_j[j], a_j[j], local)
+        decay = torch.exp(dt.view(b, chunks, T, d).sum(2)[..., None] * A)  # Π Ā over each chunk
+        h_in = torch.empty_like(local)  # the true state entering each chunk
+        h_in[:, 0] = h0
+        for c in range(1, chunks):
+            torch.addcmul(local[:, c - 1], decay[:, c - 1], h_in[:, c - 1], out=h_in[:, c])
     x_j[0].addcmul_(a_j[0], h_in)
     for j in range(1, T):
         x_j[j].addcmul_(a_j[j], x_j[j - 1])
-    return x_j[T - 1][:, -1].clone()
+    return x_j[T - 1][:, -1].clone(), h_in
 
 
 def _scan_block_backward(

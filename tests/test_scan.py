@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from transformers.models.jamba import modeling_jamba
+from scan_helpers import assert_close, hf_scan, make_inputs, run
 
 import jamba_min as jm
 from jamba_min import scan
@@ -15,69 +15,6 @@ OPTIONS = [
     dict(D=True, delta_softplus=True),
     dict(z=True, delta_bias=True, return_last_state=True),
 ]
-
-
-def make_inputs(
-    b,
-    d,
-    L,
-    n,
-    dtype=torch.float64,
-    seed=0,
-    D=False,
-    z=False,
-    delta_bias=False,
-    delta_softplus=False,
-    **_,
-):
-    """Inputs in Mamba's ranges: A = -exp(A_log) < 0; Δ > 0 (given raw when softplus is asked)."""
-    g = torch.Generator().manual_seed(seed)
-    r = lambda *s: torch.randn(*s, generator=g, dtype=dtype)  # noqa: E731
-    inputs = dict(
-        u=r(b, d, L),
-        delta=r(b, d, L) * 0.5 - 1.0
-        if delta_softplus
-        else torch.nn.functional.softplus(r(b, d, L) - 1),
-        A=-torch.exp(r(d, n) * 0.5),
-        B=r(b, n, L),
-        C=r(b, n, L),
-        D=r(d) if D else None,
-        z=r(b, d, L) if z else None,
-        delta_bias=r(d) * 0.1 if delta_bias else None,
-    )
-    return {k: v.requires_grad_() if v is not None else None for k, v in inputs.items()}
-
-
-def run(fn, inputs, seed=1, delta_softplus=False, return_last_state=False, **_):
-    """Outputs and the gradients of every input of a random linear function of the outputs."""
-    out = fn(**inputs, delta_softplus=delta_softplus, return_last_state=return_last_state)
-    y, h = out if return_last_state else (out, None)
-    g = torch.Generator().manual_seed(seed)
-    loss = (y * torch.randn(y.shape, generator=g, dtype=y.dtype)).sum()
-    if h is not None:
-        loss = loss + (h * torch.randn(h.shape, generator=g, dtype=h.dtype)).sum()
-    tensors = {k: v for k, v in inputs.items() if v is not None}
-    grads = torch.autograd.grad(loss, list(tensors.values()))
-    return y, h, dict(zip(tensors, grads, strict=True))
-
-
-def hf_scan(**kw):
-    return modeling_jamba.mamba_selective_scan(
-        **{"hidden_states": kw.pop("u"), "dt": kw.pop("delta"), **kw}
-    )
-
-
-def assert_close(ours, theirs, tol):
-    """Agreement to ``tol`` relative to each tensor's scale (sums of L terms round at it)."""
-    y, h, grads = ours
-    y_ref, h_ref, grads_ref = theirs
-    pairs = {"y": (y, y_ref), "last state": (h, h_ref)}
-    pairs |= {f"grad of {k}": (g, grads_ref[k]) for k, g in grads.items()}
-    for name, (a, b) in pairs.items():
-        if b is None:
-            continue
-        scale = max(1.0, b.abs().max().item())
-        torch.testing.assert_close(a, b.to(a.dtype), rtol=tol, atol=tol * scale, msg=name)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -250,6 +187,6 @@ def test_bad_input_names_the_argument(backend, name, value, message):
 
 def test_unknown_backend_lists_the_valid_ones():
     with pytest.raises(
-        ValueError, match="backend must be one of 'ref', 'parallel', 'auto'; got 'fast'"
+        ValueError, match="backend must be one of 'ref', 'parallel', 'triton', 'auto'; got 'fast'"
     ):
         jm.selective_scan(**good(), backend="fast")

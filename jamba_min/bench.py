@@ -1,0 +1,329 @@
+"""Benchmarks that print ratios against reference implementations measured in the same run.
+
+    python -m jamba_min.bench scan            # the selective scan, chapter 3's targets
+    python -m jamba_min.bench scan --quick    # L = 256 and 1024 only, skips the slowest baseline
+    python -m jamba_min.bench scan --json results.json
+    python -m jamba_min.bench triton --json benchmarks/triton_gpu.json   # needs a CUDA GPU
+
+Every measurement runs in a fresh Python process, so that its peak memory (the growth of the
+process's maximum resident set during the timed calls) is its own. Times are the best of a few
+calls after a warm-up call on a short sequence. Threads are fixed (``--threads``, default 2).
+
+Baselines, when installed: transformers' CPU fallback ``mamba_selective_scan`` (the loop that
+``JambaForCausalLM`` runs without mamba_ssm) and mambapy's ``pscan`` (transformers with
+``use_mambapy=True``). Neither is needed to run jamba_min.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+
+SCAN_SHAPE = {"batch": 2, "d_inner": 256, "d_state": 16}
+SCAN_IMPLS = ("parallel", "ref", "transformers", "pscan")
+# (implementation, L, mode) combinations too slow to be worth running
+SKIP = {("transformers", 4096, "fwd+bwd")}  # quadratic backward: several minutes per call
+#: What chapter 3 promises: (implementation, baseline, L, mode, minimum speed-up).
+SCAN_TARGETS = [
+    ("parallel", "transformers", 1024, "fwd+bwd", 300.0),
+    ("parallel", "pscan", 4096, "fwd+bwd", 4.0),
+    ("parallel", "transformers", 4096, "fwd", 8.0),
+    ("ref", "transformers", 1024, "fwd+bwd", 50.0),
+]
+#: Peak-memory promise: parallel fwd+bwd at L = 4096 uses at most this fraction of pscan's.
+SCAN_MEMORY_TARGET = ("parallel", "pscan", 4096, "fwd+bwd", 0.2)
+
+
+# --------------------------------------------------------------------------- one measurement
+def _measure_scan(impl: str, L: int, mode: str, repeat: int, threads: int) -> dict:
+    """Runs in the child process: time and peak memory of one (impl, L, mode)."""
+    import resource
+    import warnings
+
+    import torch
+
+    torch.set_num_threads(threads)
+    warnings.filterwarnings("ignore")
+    fn = _scan_impl(impl)
+    b, d, n = SCAN_SHAPE["batch"], SCAN_SHAPE["d_inner"], SCAN_SHAPE["d_state"]
+
+    def inputs(length: int) -> dict:
+        g = torch.Generator().manual_seed(0)
+        t = {
+            "u": torch.randn(b, d, length, generator=g),
+            "delta": torch.randn(b, d, length, generator=g) * 0.5 - 1.0,
+            "A": -torch.exp(torch.randn(d, n, generator=g) * 0.5),
+            "B": torch.randn(b, n, length, generator=g),
+            "C": torch.randn(b, n, length, generator=g),
+            "D": torch.randn(d, generator=g),
+            "z": torch.randn(b, d, length, generator=g),
+            "delta_bias": torch.randn(d, generator=g) * 0.1,
+        }
+        if mode == "fwd+bwd":
+            for v in t.values():
+                v.requires_grad_()
+        return t
+
+    def call(t: dict) -> None:
+        if mode == "fwd":
+            with torch.no_grad():
+                fn(**t)
+        else:
+            fn(**t).sum().backward()
+
+    call(inputs(min(L, 64)))  # warm-up: imports, lazy initialisation
+    t = inputs(L)
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        call(t)
+        times.append(time.perf_counter() - start)
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0
+    return {"impl": impl, "L": L, "mode": mode, "seconds": min(times), "peak_mib": peak_kib / 1024}
+
+
+def _scan_impl(impl: str):
+    import torch
+    import torch.nn.functional as F
+
+    if impl in ("parallel", "ref"):
+        from jamba_min import selective_scan
+
+        return lambda **t: selective_scan(**t, delta_softplus=True, backend=impl)
+    if impl == "transformers":
+        from transformers.models.jamba import modeling_jamba
+        from transformers.utils import logging
+
+        logging.set_verbosity_error()
+
+        def hf(u, delta, **t):
+            return modeling_jamba.mamba_selective_scan(u, delta, **t, delta_softplus=True)
+
+        return hf
+    if impl == "pscan":
+        from mambapy.pscan import pscan
+
+        def mambapy_scan(u, delta, A, B, C, D, z, delta_bias):
+            # what transformers runs with use_mambapy=True, as one function
+            delta = F.softplus(delta + delta_bias[:, None])
+            dA = torch.exp(A[None, :, None, :] * delta[..., None])
+            dBu = (delta * u)[..., None] * B.transpose(1, 2)[:, None]
+            hs = pscan(dA.transpose(1, 2), dBu.transpose(1, 2))  # (b, L, d, n)
+            y = (hs @ C.transpose(1, 2)[..., None]).squeeze(-1).transpose(1, 2)
+            return (y + D[:, None] * u) * F.silu(z)
+
+        return mambapy_scan
+    raise ValueError(f"unknown implementation {impl!r}; expected one of {SCAN_IMPLS}")
+
+
+def _available(impl: str) -> bool:
+    import importlib.util
+
+    module = {"transformers": "transformers", "pscan": "mambapy"}.get(impl)
+    return module is None or importlib.util.find_spec(module) is not None
+
+
+def _run_child(args: list[str]) -> dict | None:
+    cmd = [sys.executable, "-m", "jamba_min.bench", "_child", *args]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        print(f"  ! {' '.join(args)} failed:\n{done.stderr[-2000:]}", file=sys.stderr)
+        return None
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------- the scan report
+def bench_scan(lengths: list[int], threads: int, repeat: int, impls: list[str]) -> dict:
+    import torch
+
+    results = []
+    print(
+        f"selective scan, batch {SCAN_SHAPE['batch']}, d_inner {SCAN_SHAPE['d_inner']}, "
+        f"d_state {SCAN_SHAPE['d_state']}, float32, {threads} threads, "
+        f"torch {torch.__version__}, {platform.processor() or platform.machine()}"
+    )
+    print(f"{'L':>6} {'mode':>8} {'implementation':>14} {'time (ms)':>11} {'peak (MiB)':>11}")
+    for L in lengths:
+        for mode in ("fwd", "fwd+bwd"):
+            for impl in impls:
+                if (impl, L, mode) in SKIP or not _available(impl):
+                    continue
+                slow = impl == "transformers" and mode == "fwd+bwd"
+                r = _run_child([impl, str(L), mode, str(1 if slow else repeat), str(threads)])
+                if r is None:
+                    continue
+                results.append(r)
+                print(
+                    f"{L:>6} {mode:>8} {impl:>14} {r['seconds'] * 1e3:>11.1f} "
+                    f"{r['peak_mib']:>11.1f}",
+                    flush=True,
+                )
+    table = {(r["impl"], r["L"], r["mode"]): r for r in results}
+
+    print("\nspeed-ups of jamba_min measured above (baseline time / our time):")
+    checks = []
+    for ours, base, L, mode, target in SCAN_TARGETS:
+        if (ours, L, mode) in table and (base, L, mode) in table:
+            ratio = table[base, L, mode]["seconds"] / table[ours, L, mode]["seconds"]
+            ok = ratio >= target
+            checks.append({"what": f"{ours} vs {base}, {mode}, L={L}", "ratio": ratio,
+                           "target": target, "met": ok})  # fmt: skip
+            print(f"  {ours:>8} vs {base:<12} {mode:>7} L={L:<5} {ratio:8.1f}×  "
+                  f"(target ≥ {target:g}×) {'met' if ok else 'NOT MET'}")  # fmt: skip
+    ours, base, L, mode, limit = SCAN_MEMORY_TARGET
+    if (ours, L, mode) in table and (base, L, mode) in table:
+        frac = table[ours, L, mode]["peak_mib"] / table[base, L, mode]["peak_mib"]
+        ok = frac <= limit
+        checks.append({"what": f"peak memory {ours} / {base}, {mode}, L={L}", "ratio": frac,
+                       "target": limit, "met": ok})  # fmt: skip
+        print(f"  peak memory {ours} / {base} {mode} L={L}: {frac:.3f} "
+              f"(target ≤ {limit:g}) {'met' if ok else 'NOT MET'}")  # fmt: skip
+    return {
+        "benchmark": "selective_scan",
+        "shape": SCAN_SHAPE,
+        "threads": threads,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "processor": _cpu_name(),
+        "results": results,
+        "checks": checks,
+    }
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+# --------------------------------------------------------------------------- the GPU report
+TRITON_SHAPE = {"batch": 2, "d_inner": 2048, "d_state": 16}
+
+
+def scan_bytes(b: int, d: int, n: int, L: int, mode: str) -> int:
+    """Bytes a scan must move between HBM and the chip at the least (float32).
+
+    Forward: read u, Δ, z, B, C and write y. The backward reads them again with ∂L/∂y and writes
+    the gradients of u, Δ, z, B and C. States never leave the chip in this count.
+    """
+    per_pass = 4 * (3 * b * d * L + 2 * b * n * L)  # u, Δ, z and B, C
+    fwd = per_pass + 4 * b * d * L
+    return fwd if mode == "fwd" else fwd + 2 * per_pass + 2 * 4 * b * d * L
+
+
+def bench_triton(lengths: list[int], repeat: int) -> dict:
+    """Time the Triton kernels against "parallel" and mamba_ssm's CUDA kernel on one GPU."""
+    import importlib.util
+
+    import torch
+
+    if not torch.cuda.is_available():
+        raise SystemExit("the Triton benchmark needs a CUDA GPU; none is available here")
+    import triton
+
+    from jamba_min import selective_scan
+
+    impls = {
+        "triton": lambda **t: selective_scan(**t, delta_softplus=True, backend="triton"),
+        "parallel": lambda **t: selective_scan(**t, delta_softplus=True, backend="parallel"),
+    }
+    if importlib.util.find_spec("mamba_ssm") is not None:
+        from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
+
+        impls["mamba_ssm"] = lambda **t: selective_scan_fn(**t, delta_softplus=True)
+    b, d, n = TRITON_SHAPE["batch"], TRITON_SHAPE["d_inner"], TRITON_SHAPE["d_state"]
+    name = torch.cuda.get_device_name()
+    print(f"selective scan on {name}, batch {b}, d_inner {d}, d_state {n}, float32")
+    print(f"{'L':>6} {'mode':>8} {'implementation':>14} {'time (ms)':>10} {'GB/s':>8}")
+    results = []
+    for L in lengths:
+        g = torch.Generator(device="cuda").manual_seed(0)
+        t = {
+            "u": torch.randn(b, d, L, device="cuda", generator=g),
+            "delta": torch.randn(b, d, L, device="cuda", generator=g) * 0.5 - 1.0,
+            "A": -torch.exp(torch.randn(d, n, device="cuda", generator=g) * 0.5),
+            "B": torch.randn(b, n, L, device="cuda", generator=g),
+            "C": torch.randn(b, n, L, device="cuda", generator=g),
+            "D": torch.randn(d, device="cuda", generator=g),
+            "z": torch.randn(b, d, L, device="cuda", generator=g),
+            "delta_bias": torch.randn(d, device="cuda", generator=g) * 0.1,
+        }
+        for mode in ("fwd", "fwd+bwd"):
+            for impl, fn in impls.items():
+                args = {k: v.detach().requires_grad_(mode == "fwd+bwd") for k, v in t.items()}
+                grad = torch.ones(b, d, L, device="cuda")
+
+                def call(fn=fn, args=args, mode=mode, grad=grad):
+                    if mode == "fwd":
+                        with torch.no_grad():
+                            fn(**args)
+                    else:
+                        fn(**args).backward(grad)
+
+                ms = triton.testing.do_bench(call, warmup=max(1, repeat // 4), rep=repeat)
+                gbs = scan_bytes(b, d, n, L, mode) / (ms * 1e-3) / 1e9
+                results.append({"impl": impl, "L": L, "mode": mode, "ms": ms, "GB/s": gbs})
+                print(f"{L:>6} {mode:>8} {impl:>14} {ms:>10.3f} {gbs:>8.1f}", flush=True)
+    table = {(r["impl"], r["L"], r["mode"]): r for r in results}
+    ratios = []
+    for (impl, L, mode), r in table.items():
+        if impl == "triton" and ("mamba_ssm", L, mode) in table:
+            ratio = table["mamba_ssm", L, mode]["ms"] / r["ms"]
+            ratios.append({"L": L, "mode": mode, "speed vs mamba_ssm": ratio})
+            print(f"  triton vs mamba_ssm {mode:>7} L={L:<6} {ratio:.2f}× (goal ≥ 0.8× fwd+bwd)")
+    return {
+        "benchmark": "selective_scan_gpu",
+        "gpu": name,
+        "shape": TRITON_SHAPE,
+        "torch": torch.__version__,
+        "triton": triton.__version__,
+        "cuda": torch.version.cuda,
+        "mamba_ssm": "mamba_ssm" in impls,
+        "results": results,
+        "ratios": ratios,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "_child":
+        impl, L, mode, repeat, threads = argv[1:]
+        print(json.dumps(_measure_scan(impl, int(L), mode, int(repeat), int(threads))))
+        return 0
+    parser = argparse.ArgumentParser(
+        prog="python -m jamba_min.bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("what", choices=["scan", "triton"], help="what to benchmark")
+    parser.add_argument("--lengths", type=int, nargs="+", help="sequence lengths")
+    parser.add_argument("--quick", action="store_true", help="L = 256 and 1024 only")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--impls", nargs="+", default=list(SCAN_IMPLS), choices=SCAN_IMPLS)
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args(argv)
+    if args.what == "triton":
+        report = bench_triton(args.lengths or [1024, 4096, 16384], repeat=100)
+    else:
+        lengths = [256, 1024] if args.quick else (args.lengths or [256, 1024, 4096])
+        report = bench_scan(lengths, args.threads, args.repeat, args.impls)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

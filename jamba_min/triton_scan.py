@@ -1,0 +1,288 @@
+"""The selective scan as Triton kernels, forward and backward (chapter 4).
+
+One program handles one batch row and a block of ``BLOCK_D`` channels of ``d_inner``. Its state
+``(BLOCK_D, d_state)`` never leaves the chip: the program walks through time one step at a
+time, reading a column of u, Δ, B, C and writing a column of y per step. What goes to memory is
+the inputs once, the output once, and the state at the start of every chunk of ``CHUNK`` steps,
+which is all the backward needs.
+
+The backward kernel walks the chunks in reverse. For each chunk it recomputes the states from
+the chunk's saved entering state into a small scratch buffer, then steps backwards through the
+chunk with the adjoint recurrence. Written with the message μ_t = Ā_t λ_t that a step passes to
+the step before it, λ_t = ∂L/∂h_t + μ_{t+1} and every quantity is read at its own time step:
+no reverse scan primitive (``associative_scan(reverse=True)`` is buggy in some Triton versions)
+and no shifted loads. Gradients that sum over channels (B, C) are written per channel block and
+summed by the host, which keeps the kernel free of atomics and deterministic.
+
+Inputs are computed in float32. Without a GPU the kernels run in Triton's interpreter
+(``jamba_min._backend`` sets ``TRITON_INTERPRET=1`` before triton is imported).
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+__all__ = ["selective_scan_triton"]
+
+
+@triton.jit
+def _softplus(x):
+    # log(1 + e^x) as torch computes it (x itself above 20), accurate for very negative x too
+    e = tl.exp(-tl.abs(x))
+    log1p_e = tl.where(e < 1e-4, e - 0.5 * e * e, tl.log(1.0 + e))
+    return tl.where(x > 20.0, x, tl.maximum(x, 0.0) + log1p_e)
+
+
+@triton.jit
+def _scan_fwd_kernel(
+    u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,  # inputs
+    out_ptr, states_ptr, last_ptr,  # outputs
+    L, d_inner, d_state,
+    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, CHUNK: tl.constexpr,
+):  # fmt: skip
+    """u, delta, z, out: (b, d_inner, L); A: (d_inner, d_state); B, C: (b, d_state, L);
+    D, bias: (d_inner,); states: (b, chunks, d_inner, d_state), the state entering each chunk;
+    last: (b, d_inner, d_state). All contiguous float32. Grid: (b, cdiv(d_inner, BLOCK_D))."""
+    pid_b, pid_d = tl.program_id(0), tl.program_id(1)
+    offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
+    offs_n = tl.arange(0, BLOCK_N)
+    mask_d, mask_n = offs_d < d_inner, offs_n < d_state
+    mask_dn = mask_d[:, None] & mask_n[None, :]
+    dn = offs_d[:, None] * d_state + offs_n[None, :]  # offsets of a (d, n) state
+    A = tl.load(A_ptr + dn, mask=mask_dn, other=0.0)  # (BLOCK_D, BLOCK_N)
+    bias = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0)
+    Dv = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    if HAS_D:
+        Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0)
+    col_d = pid_b * d_inner * L + offs_d * L  # offsets of (b, d, t = 0)
+    col_n = pid_b * d_state * L + offs_n * L  # offsets of (b, n, t = 0)
+    chunks = tl.cdiv(L, CHUNK)
+    h = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)
+    for c in range(chunks):
+        tl.store(states_ptr + (pid_b * chunks + c) * d_inner * d_state + dn, h, mask=mask_dn)
+        for t in range(c * CHUNK, tl.minimum(c * CHUNK + CHUNK, L)):
+            dt = tl.load(delta_ptr + col_d + t, mask=mask_d, other=0.0) + bias
+            if SOFTPLUS:
+                dt = _softplus(dt)
+            u = tl.load(u_ptr + col_d + t, mask=mask_d, other=0.0)
+            Bt = tl.load(B_ptr + col_n + t, mask=mask_n, other=0.0)
+            Ct = tl.load(C_ptr + col_n + t, mask=mask_n, other=0.0)
+            a = tl.exp(dt[:, None] * A)  # Ā_t = exp(Δ_t A)
+            h = a * h + (dt * u)[:, None] * Bt[None, :]  # h_t = Ā_t h_{t-1} + Δ_t u_t B_t
+            y = tl.sum(h * Ct[None, :], axis=1)  # y_t = C_t · h_t
+            if HAS_D:
+                y += Dv * u
+            if HAS_Z:
+                z = tl.load(z_ptr + col_d + t, mask=mask_d, other=0.0)
+                y = y * z * tl.sigmoid(z)
+            tl.store(out_ptr + col_d + t, y, mask=mask_d)
+    tl.store(last_ptr + pid_b * d_inner * d_state + dn, h, mask=mask_dn)
+
+
+@triton.jit
+def _scan_bwd_kernel(
+    u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, states_ptr,  # forward
+    g_out_ptr, g_last_ptr,  # incoming gradients
+    g_u_ptr, g_delta_ptr, g_z_ptr, g_A_ptr, g_B_ptr, g_C_ptr, g_D_ptr,  # outgoing
+    scratch_ptr,
+    L, d_inner, d_state,
+    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    HAS_G_LAST: tl.constexpr,
+    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, CHUNK: tl.constexpr,
+):  # fmt: skip
+    """Shapes as the forward; g_u, g_delta (w.r.t. the raw Δ), g_z: (b, d_inner, L); g_A:
+    (b, d_inner, d_state) and g_D: (b, d_inner), per batch row; g_B, g_C: (b, channel blocks,
+    d_state, L), per channel block; scratch: (b, channel blocks, CHUNK, BLOCK_D, BLOCK_N)."""
+    pid_b, pid_d = tl.program_id(0), tl.program_id(1)
+    offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
+    offs_n = tl.arange(0, BLOCK_N)
+    mask_d, mask_n = offs_d < d_inner, offs_n < d_state
+    mask_dn = mask_d[:, None] & mask_n[None, :]
+    dn = offs_d[:, None] * d_state + offs_n[None, :]
+    A = tl.load(A_ptr + dn, mask=mask_dn, other=0.0)
+    bias = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0)
+    Dv = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    if HAS_D:
+        Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0)
+    col_d = pid_b * d_inner * L + offs_d * L
+    col_n = pid_b * d_state * L + offs_n * L
+    col_part = (pid_b * tl.num_programs(1) + pid_d) * d_state * L + offs_n * L
+    program = pid_b * tl.num_programs(1) + pid_d
+    tile = tl.arange(0, BLOCK_D)[:, None] * BLOCK_N + offs_n[None, :]  # a (BLOCK_D, BLOCK_N) tile
+    scratch = scratch_ptr + program * CHUNK * BLOCK_D * BLOCK_N + tile
+    chunks = tl.cdiv(L, CHUNK)
+
+    # μ: the message Ā λ that the step after the current one passes back; at the end, ∂L/∂h_L
+    mu = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)
+    if HAS_G_LAST:
+        mu = tl.load(g_last_ptr + pid_b * d_inner * d_state + dn, mask=mask_dn, other=0.0)
+    g_A = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)
+    g_D = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    for i in range(chunks):
+        c = chunks - 1 - i
+        start, stop = c * CHUNK, tl.minimum(c * CHUNK + CHUNK, L)
+        # 1. recompute this chunk's states h_t from the state that entered it
+        h = tl.load(
+            states_ptr + (pid_b * chunks + c) * d_inner * d_state + dn, mask=mask_dn, other=0.0
+        )
+        for t in range(start, stop):
+            dt = tl.load(delta_ptr + col_d + t, mask=mask_d, other=0.0) + bias
+            if SOFTPLUS:
+                dt = _softplus(dt)
+            u = tl.load(u_ptr + col_d + t, mask=mask_d, other=0.0)
+            Bt = tl.load(B_ptr + col_n + t, mask=mask_n, other=0.0)
+            h = tl.exp(dt[:, None] * A) * h + (dt * u)[:, None] * Bt[None, :]
+            tl.store(scratch + (t - start) * BLOCK_D * BLOCK_N, h)
+        tl.debug_barrier()
+        # 2. walk back through the chunk
+        for j in range(stop - start):
+            t = stop - 1 - j
+            raw = tl.load(delta_ptr + col_d + t, mask=mask_d, other=0.0) + bias
+            dt = raw
+            if SOFTPLUS:
+                dt = _softplus(raw)
+            u = tl.load(u_ptr + col_d + t, mask=mask_d, other=0.0)
+            Bt = tl.load(B_ptr + col_n + t, mask=mask_n, other=0.0)
+            Ct = tl.load(C_ptr + col_n + t, mask=mask_n, other=0.0)
+            g_out = tl.load(g_out_ptr + col_d + t, mask=mask_d, other=0.0)
+            h = tl.load(scratch + (t - start) * BLOCK_D * BLOCK_N)
+            a = tl.exp(dt[:, None] * A)
+            x = (dt * u)[:, None] * Bt[None, :]
+
+            # through the gate and the skip: out = (C·h + D u) · silu(z)
+            g_y = g_out
+            if HAS_Z:
+                z = tl.load(z_ptr + col_d + t, mask=mask_d, other=0.0)
+                sig = tl.sigmoid(z)
+                y = tl.sum(h * Ct[None, :], axis=1) + Dv * u
+                tl.store(
+                    g_z_ptr + col_d + t, g_out * y * sig * (1.0 + z * (1.0 - sig)), mask=mask_d
+                )
+                g_y = g_out * z * sig
+            g_D += g_y * u
+
+            lam = g_y[:, None] * Ct[None, :] + mu  # λ_t = ∂L/∂h_t, all paths
+            mu = a * lam  # what reaches h_{t-1} through Ā_t
+            # Ā_t receives λ_t h_{t-1}; G = λ_t Ā_t h_{t-1} = λ_t (h_t − B̄u_t) = ∂L/∂(Δ_t A)
+            G = lam * (h - x)
+            g_A += G * dt[:, None]
+            lam_B = tl.sum(lam * Bt[None, :], axis=1)  # Σ_n λ B
+            g_dt = tl.sum(G * A, axis=1) + lam_B * u
+            if SOFTPLUS:
+                g_dt = g_dt * tl.sigmoid(raw)
+            tl.store(g_delta_ptr + col_d + t, g_dt, mask=mask_d)
+            tl.store(g_u_ptr + col_d + t, lam_B * dt + g_y * Dv, mask=mask_d)
+            tl.store(g_B_ptr + col_part + t, tl.sum(lam * (dt * u)[:, None], axis=0), mask=mask_n)
+            tl.store(g_C_ptr + col_part + t, tl.sum(h * g_y[:, None], axis=0), mask=mask_n)
+        tl.debug_barrier()
+    tl.store(g_A_ptr + pid_b * d_inner * d_state + dn, g_A, mask=mask_dn)
+    if HAS_D:
+        tl.store(g_D_ptr + pid_b * d_inner + offs_d, g_D, mask=mask_d)
+
+
+def _blocks(d_inner: int, d_state: int, block_d: int | None, chunk: int | None):
+    BLOCK_N = triton.next_power_of_2(d_state)
+    BLOCK_D = block_d or min(16, triton.next_power_of_2(d_inner))
+    return BLOCK_D, BLOCK_N, chunk or 64
+
+
+class _TritonScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, softplus, block_d, chunk):
+        b, d, L = u.shape
+        n = A.shape[1]
+        BLOCK_D, BLOCK_N, CHUNK = _blocks(d, n, block_d, chunk)
+        out = torch.empty_like(u)
+        states = u.new_empty(b, triton.cdiv(L, CHUNK), d, n)
+        last = u.new_empty(b, d, n)
+        _scan_fwd_kernel[(b, triton.cdiv(d, BLOCK_D))](
+            u, delta, A, B, C,
+            D if D is not None else u, z if z is not None else u,
+            delta_bias if delta_bias is not None else u,
+            out, states, last, L, d, n,
+            HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
+            SOFTPLUS=softplus, BLOCK_D=BLOCK_D, BLOCK_N=BLOCK_N, CHUNK=CHUNK,
+        )  # fmt: skip
+        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, states)
+        ctx.config = (softplus, BLOCK_D, BLOCK_N, CHUNK)
+        return out, last
+
+    @staticmethod
+    def backward(ctx, g_out, g_last):
+        u, delta, A, B, C, D, z, delta_bias, states = ctx.saved_tensors
+        softplus, BLOCK_D, BLOCK_N, CHUNK = ctx.config
+        b, d, L = u.shape
+        n = A.shape[1]
+        d_blocks = triton.cdiv(d, BLOCK_D)
+        g_u, g_delta = torch.empty_like(u), torch.empty_like(u)
+        g_z = torch.empty_like(u) if z is not None else None
+        g_A = u.new_empty(b, d, n)
+        g_D = u.new_empty(b, d) if D is not None else None
+        g_B = u.new_empty(b, d_blocks, n, L)
+        g_C = u.new_empty(b, d_blocks, n, L)
+        scratch = u.new_empty(b, d_blocks, CHUNK, BLOCK_D, BLOCK_N)
+        _scan_bwd_kernel[(b, d_blocks)](
+            u, delta, A, B, C,
+            D if D is not None else u, z if z is not None else u,
+            delta_bias if delta_bias is not None else u, states,
+            g_out.contiguous(), g_last.contiguous() if g_last is not None else u,
+            g_u, g_delta, g_z if g_z is not None else u, g_A, g_B, g_C,
+            g_D if g_D is not None else u, scratch,
+            L, d, n,
+            HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
+            SOFTPLUS=softplus, HAS_G_LAST=g_last is not None,
+            BLOCK_D=BLOCK_D, BLOCK_N=BLOCK_N, CHUNK=CHUNK,
+        )  # fmt: skip
+        return (
+            g_u,
+            g_delta,
+            g_A.sum(0),
+            g_B.sum(1),
+            g_C.sum(1),
+            g_D.sum(0) if g_D is not None else None,
+            g_z,
+            g_delta.sum((0, 2)) if delta_bias is not None else None,
+            None,
+            None,
+            None,
+        )
+
+
+def selective_scan_triton(
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None = None,
+    z: Tensor | None = None,
+    delta_bias: Tensor | None = None,
+    delta_softplus: bool = False,
+    return_last_state: bool = False,
+    block_d: int | None = None,
+    chunk: int | None = None,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """The selective scan with the Triton kernels; shapes as :func:`jamba_min.selective_scan`.
+
+    Computes in float32 and returns ``y`` in ``u``'s dtype (and the last state in float32).
+    ``block_d`` (channels per program, a power of two) and ``chunk`` (steps between saved
+    states) override the defaults, for tests and tuning.
+    """
+
+    def f32(t: Tensor | None) -> Tensor | None:
+        return None if t is None else t.to(torch.float32).contiguous()
+
+    y, last = _TritonScan.apply(
+        f32(u), f32(delta), f32(A), f32(B), f32(C), f32(D), f32(z), f32(delta_bias),
+        delta_softplus, block_d, chunk,
+    )  # fmt: skip
+    y = y.to(u.dtype)
+    return (y, last) if return_last_state else y

@@ -1,0 +1,103 @@
+"""backend="triton": forward, last state and every gradient against "ref" and transformers.
+
+Without a GPU the kernels run in Triton's interpreter, so the sizes stay small.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from scan_helpers import assert_close, hf_scan, make_inputs, run
+
+import jamba_min as jm
+
+pytest.importorskip("triton")
+
+SHAPES = [(2, 5, 1, 4), (2, 5, 7, 8), (1, 20, 37, 16), (2, 19, 70, 4)]  # (b, d_inner, L, d_state)
+OPTIONS = [
+    dict(),
+    dict(D=True, z=True, delta_bias=True, delta_softplus=True, return_last_state=True),
+    dict(z=True, return_last_state=True),
+    dict(D=True, delta_bias=True),
+]
+
+
+def triton_scan(**kw):
+    return jm.selective_scan(**kw, backend="triton")
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: ",".join(o) or "plain")
+def test_matches_ref_and_transformers(shape, options):
+    inputs = make_inputs(*shape, dtype=torch.float32, **options)
+    ours = run(triton_scan, inputs, **options)
+    assert_close(
+        ours, run(lambda **kw: jm.selective_scan(**kw, backend="ref"), inputs, **options), tol=1e-5
+    )
+    assert_close(ours, run(hf_scan, inputs, **options), tol=1e-5)
+
+
+@pytest.mark.parametrize(("block_d", "chunk"), [(4, 4), (8, 16), (32, 1)])
+def test_tile_sizes_do_not_change_the_result(block_d, chunk):
+    # d_inner = 19 is not a multiple of any block; L = 37 leaves a partial last tile
+    options = OPTIONS[1]
+    inputs = make_inputs(2, 19, 37, 8, dtype=torch.float32, **options)
+    from jamba_min.triton_scan import selective_scan_triton
+
+    tiled = run(
+        lambda **kw: selective_scan_triton(**kw, block_d=block_d, chunk=chunk),
+        inputs,
+        **options,
+    )
+    assert_close(
+        tiled, run(lambda **kw: jm.selective_scan(**kw, backend="ref"), inputs, **options), tol=1e-5
+    )
+
+
+def test_half_precision_inputs_come_back_in_their_dtype():
+    inputs = make_inputs(2, 6, 20, 4, dtype=torch.float32, D=True, z=True)
+    half = {k: v.detach().to(torch.bfloat16) if v is not None else None for k, v in inputs.items()}
+    y = jm.selective_scan(**half, backend="triton")
+    assert y.dtype == torch.bfloat16
+    ref = jm.selective_scan(
+        **{k: v.float() if v is not None else None for k, v in half.items()}, backend="ref"
+    )
+    torch.testing.assert_close(y, ref.to(torch.bfloat16))
+
+
+def test_bad_input_is_checked_before_the_kernel():
+    inputs = {
+        k: v.detach()
+        for k, v in make_inputs(2, 5, 7, 4, dtype=torch.float32).items()
+        if v is not None
+    }
+    inputs["B"] = inputs["B"].transpose(1, 2)
+    with pytest.raises(ValueError, match=r"B must have shape \(batch, d_state, L\) = \(2, 4, 7\)"):
+        jm.selective_scan(**inputs, backend="triton")
+
+
+def run_python(code: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+
+
+@pytest.mark.skipif(
+    torch.cuda.is_available(), reason="the interpreter switch is for GPU-less machines"
+)
+def test_import_enables_the_interpreter_without_a_gpu():
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    done = run_python("import os, jamba_min; print(os.environ['TRITON_INTERPRET'])", env)
+    assert done.returncode == 0 and done.stdout.strip() == "1", done.stderr
+
+
+@pytest.mark.skipif(
+    torch.cuda.is_available(), reason="the interpreter switch is for GPU-less machines"
+)
+def test_warns_when_triton_was_imported_first():
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    done = run_python("import triton, jamba_min", env)
+    assert "triton was imported before jamba_min" in done.stderr
+    env["TRITON_INTERPRET"] = "0"  # the user's own choice is left alone, silently
+    done = run_python("import os, triton, jamba_min; print(os.environ['TRITON_INTERPRET'])", env)
+    assert done.stdout.strip() == "0" and "imported before" not in done.stderr
