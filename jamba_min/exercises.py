@@ -24,9 +24,11 @@ __all__ = [
     "check_active_params",
     "check_chunked_scan",
     "check_combine",
+    "check_cumsum",
     "check_discretize",
     "check_ema",
     "check_kv_cache_bytes",
+    "check_linear_recurrence",
     "check_mamba_mixer_params",
     "check_selective_scan",
     "check_ssm_kernel",
@@ -225,3 +227,36 @@ def check_chunked_scan(fn: Callable[[torch.Tensor, torch.Tensor, int], torch.Ten
             want[t] = h
         cases.append((f"L={L}, chunk={chunk}", fn(a, x, chunk), want))
     _compare_tensors("check_chunked_scan", cases)
+
+
+# --------------------------------------------------------------------------- chapter 4
+_ROWS_AND_LENGTHS = [(1, 1), (3, 7), (5, 100), (2, 129)]  # irregular on purpose
+
+
+def check_cumsum(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
+    """Grade ``fn(x) -> y``: the cumulative sum along the last axis of ``x`` (rows, L), float32.
+
+    Written as a Triton kernel in chapter 4; any implementation passes if its values are right.
+    """
+    cases = []
+    for seed, (rows, L) in enumerate(_ROWS_AND_LENGTHS):
+        x = torch.randn(rows, L, generator=_gen(seed))
+        cases.append((f"rows={rows}, L={L}", fn(x.clone()), torch.cumsum(x.double(), -1)))
+    _compare_tensors("check_cumsum", cases, tol=1e-5)
+
+
+def check_linear_recurrence(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+    """Grade ``fn(a, x) -> h``: h_t = a_t h_{t-1} + x_t along the last axis (h_{-1} = 0).
+
+    a, x: ``(rows, L)`` float32 (chapter 4's exponential-moving-average kernel, generalised).
+    """
+    cases = []
+    for seed, (rows, L) in enumerate(_ROWS_AND_LENGTHS):
+        g = _gen(seed)
+        a, x = torch.rand(rows, L, generator=g), torch.randn(rows, L, generator=g)
+        want, h = torch.empty(rows, L, dtype=torch.float64), torch.zeros(rows, dtype=torch.float64)
+        for t in range(L):
+            h = a[:, t].double() * h + x[:, t].double()
+            want[:, t] = h
+        cases.append((f"rows={rows}, L={L}", fn(a.clone(), x.clone()), want))
+    _compare_tensors("check_linear_recurrence", cases, tol=1e-5)

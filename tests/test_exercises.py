@@ -53,6 +53,11 @@ RIGHT_AND_WRONG = {
         lambda p, q: (p[0] * q[0], p[0] * q[1] + p[1]),
     ),
     "check_chunked_scan": (scan_loop, lambda a, x, chunk: torch.cumsum(x, 0)),
+    "check_cumsum": (lambda x: torch.cumsum(x, -1), lambda x: torch.cumsum(x, -1) - x),
+    "check_linear_recurrence": (
+        lambda a, x: scan_loop(a.t(), x.t(), 1).t(),
+        lambda a, x: torch.cumsum(x, -1),
+    ),
 }
 
 
