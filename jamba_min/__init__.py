@@ -41,6 +41,8 @@ from .accounting import (
     param_breakdown,
 )
 from .config import JambaConfig
+from .mamba import JambaMambaMixer, MambaState
+from .norm import RMSNorm
 from .scan import selective_scan
 
 __version__ = "0.1.0"
@@ -48,6 +50,9 @@ __version__ = "0.1.0"
 __all__ = [
     "PAPER_TABLE1",
     "JambaConfig",
+    "JambaMambaMixer",
+    "MambaState",
+    "RMSNorm",
     "__version__",
     "attention_params",
     "count_params",

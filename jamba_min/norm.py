@@ -1,0 +1,29 @@
+"""RMSNorm, the only normalisation Jamba uses (before every mixer and MLP, and on Δ, B, C)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["RMSNorm"]
+
+
+class RMSNorm(nn.Module):
+    """x / sqrt(mean(x²) + eps) · weight over the last axis, computed in float32.
+
+    Mirrors transformers' ``JambaRMSNorm``: the normalised value is cast back to the input dtype
+    before the weight multiplies it. Shapes: ``(..., dim)`` → ``(..., dim)``.
+    """
+
+    def __init__(self, dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        x32 = x.float()
+        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * x32.to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"{tuple(self.weight.shape)}, eps={self.eps}"

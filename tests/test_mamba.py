@@ -1,0 +1,157 @@
+"""The Mamba mixer: parity with transformers' JambaMambaMixer, and recurrent decoding."""
+
+import dataclasses
+
+import pytest
+import torch
+import transformers
+from transformers.cache_utils import DynamicCache
+from transformers.models.jamba import modeling_jamba
+
+import jamba_min as jm
+from jamba_min.config import HIDDEN_ACTIVATIONS
+from jamba_min.mamba import ACTIVATIONS, JambaMambaMixer, MambaState
+
+CONFIGS = {
+    "tiny": dict(hidden_size=24, mamba_d_state=8, mamba_d_conv=4, mamba_expand=2),
+    "odd sizes, biases": dict(
+        hidden_size=20, mamba_d_state=5, mamba_d_conv=3, mamba_expand=3, mamba_dt_rank=3,
+        mamba_proj_bias=True, mamba_conv_bias=False,
+    ),
+}  # fmt: skip
+BASE = dict(
+    vocab_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    num_key_value_heads=1,
+    intermediate_size=16,
+)
+
+
+def configs(name):
+    ours = jm.JambaConfig(**BASE, **CONFIGS[name])
+    theirs = transformers.JambaConfig(**dataclasses.asdict(ours))
+    return ours, theirs
+
+
+def pair(name, dtype=torch.float32, seed=0):
+    """Our mixer and transformers', with identical (randomised) weights."""
+    ours_cfg, hf_cfg = configs(name)
+    torch.manual_seed(seed)
+    ours = JambaMambaMixer(ours_cfg).to(dtype)
+    with torch.no_grad():  # move every parameter away from its initial value
+        for p in ours.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    theirs = modeling_jamba.JambaMambaMixer(hf_cfg, layer_idx=0).to(dtype)
+    theirs.load_state_dict(ours.state_dict())
+    return ours.eval(), theirs.eval(), hf_cfg
+
+
+def test_parameter_names_and_shapes_match_transformers():
+    for name in CONFIGS:
+        ours_cfg, hf_cfg = configs(name)
+        ours = {k: v.shape for k, v in JambaMambaMixer(ours_cfg).state_dict().items()}
+        theirs = {
+            k: v.shape for k, v in modeling_jamba.JambaMambaMixer(hf_cfg, 0).state_dict().items()
+        }
+        assert ours == theirs
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("backend", ["ref", "parallel", "triton"])
+def test_full_sequence_matches_transformers(name, backend):
+    ours, theirs, _ = pair(name)
+    ours.scan_backend = backend
+    x = torch.randn(2, 13, ours.config.hidden_size)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), theirs(x), rtol=1e-5, atol=1e-5)
+
+
+def test_gradients_match_transformers():
+    # float32: transformers' scan casts B to float32 whatever the input dtype
+    ours, theirs, _ = pair("tiny")
+    x = torch.randn(2, 9, ours.config.hidden_size)
+    (ours(x) ** 2).sum().backward()
+    (theirs(x) ** 2).sum().backward()
+    their_grads = {name: p.grad for name, p in theirs.named_parameters()}
+    for name, p in ours.named_parameters():
+        scale = their_grads[name].abs().max().item()
+        torch.testing.assert_close(
+            p.grad, their_grads[name], rtol=1e-4, atol=1e-5 * scale, msg=name
+        )
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("L0", [1, 2, 7])
+def test_prefill_then_steps_equals_full_forward(name, L0):
+    # float64 so that the only differences are rounding: tolerance 1e-10
+    ours, _, _ = pair(name, dtype=torch.float64)
+    x = torch.randn(3, L0 + 5, ours.config.hidden_size, dtype=torch.float64)
+    with torch.no_grad():
+        full = ours(x)
+        y, state = ours(x[:, :L0], return_state=True)
+        steps = [y]
+        for t in range(L0, x.shape[1]):
+            y_t, state = ours.step(x[:, t], state)
+            steps.append(y_t[:, None])
+    torch.testing.assert_close(torch.cat(steps, 1), full, rtol=1e-10, atol=1e-10)
+    assert state.conv.shape == (3, ours.d_inner, ours.d_conv)
+    assert state.ssm.shape == (3, ours.d_inner, ours.d_state)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_cached_decoding_matches_transformers(name):
+    ours, theirs, hf_cfg = pair(name)
+    x = torch.randn(2, 6 + 4, ours.config.hidden_size)
+    # a one-layer cache whose layer 0 is a Mamba layer (the schedule puts attention at offset 1)
+    one_layer = {"num_hidden_layers": 1, "attn_layer_offset": 1, "attn_layer_period": 2}
+    cache = DynamicCache(config=transformers.JambaConfig(**{**hf_cfg.to_dict(), **one_layer}))
+    with torch.no_grad():
+        y, state = ours(x[:, :6], return_state=True)
+        torch.testing.assert_close(y, theirs(x[:, :6], cache=cache), rtol=1e-5, atol=1e-5)
+        for t in range(6, x.shape[1]):
+            y_t, state = ours.step(x[:, t], state)
+            torch.testing.assert_close(
+                y_t, theirs(x[:, t : t + 1], cache=cache)[:, 0], rtol=1e-5, atol=1e-5
+            )
+
+
+def test_step_does_not_modify_the_state_in_place():
+    ours, _, _ = pair("tiny")
+    x = torch.randn(2, 5, ours.config.hidden_size)
+    with torch.no_grad():
+        _, state = ours(x, return_state=True)
+        before = MambaState(state.conv.clone(), state.ssm.clone())
+        ours.step(x[:, 0], state)
+    assert torch.equal(state.conv, before.conv) and torch.equal(state.ssm, before.ssm)
+
+
+def test_initialisation_follows_mamba():
+    mixer = JambaMambaMixer(jm.JambaConfig(**BASE, hidden_size=64))
+    dt = torch.nn.functional.softplus(mixer.dt_proj.bias)
+    assert dt.min() >= 1e-3 * 0.999 and dt.max() <= 0.1 * 1.001
+    torch.testing.assert_close(-torch.exp(mixer.A_log), -torch.arange(1.0, 17.0).expand(128, 16))
+    assert torch.equal(mixer.D, torch.ones(128))
+
+
+def test_activations_cover_the_config():
+    assert set(ACTIVATIONS) == set(HIDDEN_ACTIVATIONS)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda m: m(torch.zeros(2, 5)),
+            r"must have shape \(batch, L, hidden_size\) with hidden_size = 24, got \(2, 5\)",
+        ),
+        (lambda m: m(torch.zeros(2, 5, 23)), "hidden_size = 24, got \\(2, 5, 23\\)"),
+        (
+            lambda m: m.step(torch.zeros(2, 1, 24), None),
+            r"step: hidden_states must have shape \(batch, hidden_size\)",
+        ),
+    ],
+)
+def test_bad_input(call, message):
+    with pytest.raises(ValueError, match=message):
+        call(pair("tiny")[0])
