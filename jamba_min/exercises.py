@@ -22,6 +22,7 @@ from .scan import selective_scan
 
 __all__ = [
     "check_active_params",
+    "check_causal_conv1d",
     "check_chunked_scan",
     "check_combine",
     "check_cumsum",
@@ -32,6 +33,7 @@ __all__ = [
     "check_mamba_mixer_params",
     "check_selective_scan",
     "check_ssm_kernel",
+    "check_ssm_step",
 ]
 
 
@@ -260,3 +262,46 @@ def check_linear_recurrence(fn: Callable[[torch.Tensor, torch.Tensor], torch.Ten
             want[:, t] = h
         cases.append((f"rows={rows}, L={L}", fn(a.clone(), x.clone()), want))
     _compare_tensors("check_linear_recurrence", cases, tol=1e-5)
+
+
+# --------------------------------------------------------------------------- chapter 5
+def check_causal_conv1d(
+    fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+) -> None:
+    """Grade ``fn(x, weight, bias) -> y``: Mamba's causal depthwise convolution, no activation.
+
+    x: ``(b, d, L)``; weight: ``(d, K)``; bias: ``(d,)``; y: ``(b, d, L)`` with
+    y[:, c, t] = bias[c] + Σ_k weight[c, k] · x[:, c, t − K + 1 + k] (zeros before the start).
+    """
+    import torch.nn.functional as F
+
+    cases = []
+    for seed, (b, d, L, K) in enumerate([(1, 1, 1, 4), (2, 3, 10, 4), (2, 5, 3, 4), (1, 4, 9, 2)]):
+        g = _gen(seed)
+        x = torch.randn(b, d, L, generator=g, dtype=torch.float64)
+        w = torch.randn(d, K, generator=g, dtype=torch.float64)
+        bias = torch.randn(d, generator=g, dtype=torch.float64)
+        want = F.conv1d(x, w[:, None], bias, padding=K - 1, groups=d)[..., :L]
+        cases.append((f"(b, d, L, K) = {(b, d, L, K)}", fn(x, w, bias), want))
+    _compare_tensors("check_causal_conv1d", cases)
+
+
+def check_ssm_step(fn: Callable[..., Any]) -> None:
+    """Grade ``fn(h, u, delta, A, B, C, D) -> (y, h_new)``: one step of the selective scan.
+
+    h: ``(b, d, n)``; u, delta: ``(b, d)`` (Δ after softplus); A: ``(d, n)``; B, C: ``(b, n)``;
+    D: ``(d,)``. h_new = exp(ΔA) h + Δ B u; y = C · h_new + D u (no gate).
+    """
+    cases = []
+    for seed, (b, d, n) in enumerate([(1, 1, 1), (2, 3, 4), (3, 8, 16)]):
+        g = _gen(seed)
+        h = torch.randn(b, d, n, generator=g, dtype=torch.float64)
+        u = torch.randn(b, d, generator=g, dtype=torch.float64)
+        delta = torch.rand(b, d, generator=g, dtype=torch.float64)
+        A = -torch.rand(d, n, generator=g, dtype=torch.float64) * 3
+        B, C = (torch.randn(b, n, generator=g, dtype=torch.float64) for _ in range(2))
+        D = torch.randn(d, generator=g, dtype=torch.float64)
+        h_new = torch.exp(delta[..., None] * A) * h + (delta * u)[..., None] * B[:, None]
+        want = ((h_new * C[:, None]).sum(-1) + D * u, h_new)
+        cases.append((f"(b, d, n) = {(b, d, n)}", fn(h, u, delta, A, B, C, D), want))
+    _compare_tensors("check_ssm_step", cases)

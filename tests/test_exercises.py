@@ -28,7 +28,23 @@ def zoh(A, B, delta):
     return torch.exp(dA), torch.expm1(dA) / A * B
 
 
+def conv_loop(x, w, bias):
+    K = w.shape[1]
+    padded = torch.nn.functional.pad(x, (K - 1, 0))
+    return bias[:, None] + sum(w[:, k, None] * padded[..., k : k + x.shape[-1]] for k in range(K))
+
+
+def ssm_step(h, u, delta, A, B, C, D):
+    h = torch.exp(delta[..., None] * A) * h + (delta * u)[..., None] * B[:, None]
+    return (h * C[:, None]).sum(-1) + D * u, h
+
+
 RIGHT_AND_WRONG = {
+    "check_causal_conv1d": (conv_loop, lambda x, w, bias: conv_loop(x, w.flip(1), bias)),
+    "check_ssm_step": (
+        ssm_step,
+        lambda h, u, dl, A, B, C, D: (ssm_step(h, u, dl, A, B, C, D)[0] - D * u, h),
+    ),
     "check_mamba_mixer_params": (jm.mamba_mixer_params, lambda cfg: jm.mamba_mixer_params(cfg) - 1),
     "check_active_params": (
         lambda cfg: jm.count_params(cfg)["active"],
