@@ -4,6 +4,7 @@
     python -m jamba_min.bench scan --quick    # L = 256 and 1024 only, skips the slowest baseline
     python -m jamba_min.bench scan --json results.json
     python -m jamba_min.bench triton --json benchmarks/triton_gpu.json   # needs a CUDA GPU
+    python -m jamba_min.bench moe             # expert dispatch, chapter 7
 
 Every measurement runs in a fresh Python process, so that its peak memory (the growth of the
 process's maximum resident set during the timed calls) is its own. Times are the best of a few
@@ -295,6 +296,81 @@ def bench_triton(lengths: list[int], repeat: int) -> dict:
     }
 
 
+# --------------------------------------------------------------------------- the MoE report
+MOE_SHAPE = {"tokens": 4096, "hidden_size": 512, "intermediate_size": 1792, "num_experts": 16,
+             "num_experts_per_tok": 2}  # fmt: skip
+
+
+def bench_moe(threads: int, repeat: int) -> dict:
+    """Sorted dispatch against the naive masked loop and transformers' JambaSparseMoeBlock."""
+    import dataclasses
+    import importlib.util
+
+    import torch
+
+    from jamba_min import JambaConfig
+    from jamba_min.moe import JambaSparseMoeBlock
+
+    torch.set_num_threads(threads)
+    shape = MOE_SHAPE
+    cfg = JambaConfig(
+        vocab_size=256, hidden_size=shape["hidden_size"],
+        intermediate_size=shape["intermediate_size"], num_hidden_layers=2,
+        num_attention_heads=8, num_key_value_heads=8, num_experts=shape["num_experts"],
+        num_experts_per_tok=shape["num_experts_per_tok"],
+    )  # fmt: skip
+    torch.manual_seed(0)
+    block = JambaSparseMoeBlock(cfg)
+    x = torch.randn(1, shape["tokens"], shape["hidden_size"])
+    impls = {"sorted": lambda: block(x)[0], "naive": lambda: block(x, naive=True)[0]}
+    if importlib.util.find_spec("transformers") is not None:
+        import transformers
+        from transformers.models.jamba import modeling_jamba
+
+        # transformers' two CPU-capable expert paths: its per-expert loop and grouped matmuls
+        for name in ("eager", "grouped_mm"):
+            hf_cfg = transformers.JambaConfig(**dataclasses.asdict(cfg))
+            hf_cfg._experts_implementation = name
+            theirs = modeling_jamba.JambaSparseMoeBlock(hf_cfg)
+            theirs.load_state_dict(block.state_dict())
+            impls[f"hf-{name}"] = lambda theirs=theirs: theirs(x)
+    print(
+        f"MoE block: {shape['tokens']} tokens, hidden {shape['hidden_size']}, intermediate "
+        f"{shape['intermediate_size']}, {shape['num_experts']} experts, top "
+        f"{shape['num_experts_per_tok']}, float32, {threads} threads, torch {torch.__version__}"
+    )
+    results = []
+    for mode in ("fwd", "fwd+bwd"):
+        for impl, fn in impls.items():
+
+            def call(fn=fn, mode=mode):
+                if mode == "fwd":
+                    with torch.no_grad():
+                        fn()
+                else:
+                    fn().sum().backward()
+
+            call()
+            times = []
+            for _ in range(repeat):
+                start = time.perf_counter()
+                call()
+                times.append(time.perf_counter() - start)
+            results.append({"impl": impl, "mode": mode, "seconds": min(times)})
+            print(f"  {mode:>8} {impl:>14} {min(times) * 1e3:9.1f} ms", flush=True)
+    table = {(r["impl"], r["mode"]): r["seconds"] for r in results}
+    ratios = []
+    for mode in ("fwd", "fwd+bwd"):
+        for base in ("naive", "hf-eager", "hf-grouped_mm"):
+            if (base, mode) in table:
+                ratio = table[base, mode] / table["sorted", mode]
+                ratios.append({"vs": base, "mode": mode, "speedup": ratio})
+                goal = " (goal ≥ 1.5×)" if base == "naive" else ""
+                print(f"  sorted dispatch vs {base:<14} {mode:>7}: {ratio:5.2f}×{goal}")
+    return {"benchmark": "moe", "shape": shape, "threads": threads, "torch": torch.__version__,
+            "processor": _cpu_name(), "results": results, "ratios": ratios}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "_child":
@@ -306,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("what", choices=["scan", "triton"], help="what to benchmark")
+    parser.add_argument("what", choices=["scan", "triton", "moe"], help="what to benchmark")
     parser.add_argument("--lengths", type=int, nargs="+", help="sequence lengths")
     parser.add_argument("--quick", action="store_true", help="L = 256 and 1024 only")
     parser.add_argument("--threads", type=int, default=2)
@@ -316,6 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.what == "triton":
         report = bench_triton(args.lengths or [1024, 4096, 16384], repeat=100)
+    elif args.what == "moe":
+        report = bench_moe(args.threads, args.repeat)
     else:
         lengths = [256, 1024] if args.quick else (args.lengths or [256, 1024, 4096])
         report = bench_scan(lengths, args.threads, args.repeat, args.impls)

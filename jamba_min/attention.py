@@ -1,0 +1,132 @@
+"""Causal grouped-query attention without positional encoding, with a KV cache (chapter 6).
+
+Shapes: ``b`` batch, ``L`` new tokens, ``T`` tokens in the cache, ``d`` = ``hidden_size``,
+``H`` query heads, ``G`` key-value heads (``num_key_value_heads``), ``hd`` = ``d / H``.
+
+Jamba's attention layers add no positional information at all, neither absolute embeddings nor
+RoPE: the Mamba layers before them already mix tokens in order, so the attention layers see
+position-dependent inputs (the paper found RoPE changed little). Each group of ``H / G`` query
+heads shares one key-value head, which divides the KV cache by ``H / G``.
+
+Module names and shapes are those of transformers' ``JambaAttention`` (``q_proj``, ``k_proj``,
+``v_proj``, ``o_proj``, no biases, scaling ``hd^-½``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .config import JambaConfig
+
+__all__ = ["JambaAttention", "KVCache", "causal_attention"]
+
+
+class KVCache:
+    """Keys and values of the tokens seen so far, ``(b, G, T, hd)`` each.
+
+    Storage grows by doubling, so appending a token costs O(1) amortised, not a copy of the
+    whole cache. ``keys`` and ``values`` are views of the filled part.
+    """
+
+    def __init__(self, k: Tensor, v: Tensor):
+        self._k, self._v, self.length = k, v, k.shape[2]
+
+    @property
+    def keys(self) -> Tensor:
+        return self._k[:, :, : self.length]
+
+    @property
+    def values(self) -> Tensor:
+        return self._v[:, :, : self.length]
+
+    def append(self, k: Tensor, v: Tensor) -> None:
+        """Add the keys and values of new tokens, ``(b, G, L, hd)`` each, in place."""
+        need = self.length + k.shape[2]
+        if need > self._k.shape[2]:
+            capacity = max(need, 2 * self._k.shape[2])
+            grow = (0, 0, 0, capacity - self._k.shape[2])
+            self._k, self._v = F.pad(self._k, grow), F.pad(self._v, grow)
+        self._k[:, :, self.length : need] = k
+        self._v[:, :, self.length : need] = v
+        self.length = need
+
+    def nbytes(self) -> int:
+        """Bytes of the keys and values held (the filled part)."""
+        return self.keys.nbytes + self.values.nbytes
+
+
+def causal_attention(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
+    """The reference: softmax(q kᵀ · scale + causal mask) v, written out.
+
+    q: ``(b, H, L, hd)``; k, v: ``(b, H, T, hd)`` with T ≥ L; the L queries are the last L of
+    the T positions, so query i may attend to keys 0 … T − L + i. Returns ``(b, H, L, hd)``.
+    """
+    L, T = q.shape[2], k.shape[2]
+    scores = (q @ k.transpose(2, 3)) * scale  # (b, H, L, T)
+    future = torch.ones(L, T, dtype=torch.bool, device=q.device).triu(T - L + 1)
+    scores = scores.masked_fill(future, float("-inf"))
+    return torch.softmax(scores.float(), dim=-1).to(q.dtype) @ v
+
+
+class JambaAttention(nn.Module):
+    """Jamba's attention layer; mirrors transformers' ``JambaAttention`` (eager and sdpa paths).
+
+    ``impl="sdpa"`` uses ``F.scaled_dot_product_attention``; ``impl="eager"`` the written-out
+    :func:`causal_attention`. Padding masks are not supported.
+    """
+
+    def __init__(self, config: JambaConfig, layer_idx: int | None = None, impl: str = "sdpa"):
+        super().__init__()
+        if impl not in ("sdpa", "eager"):
+            raise ValueError(f"impl must be 'sdpa' or 'eager', got {impl!r}")
+        self.config, self.layer_idx, self.impl = config, layer_idx, impl
+        d, H, G = config.hidden_size, config.num_attention_heads, config.num_key_value_heads
+        self.num_heads, self.num_kv_heads, self.head_dim = H, G, config.head_dim
+        self.scale = self.head_dim**-0.5
+        self.q_proj = nn.Linear(d, H * self.head_dim, bias=False)
+        self.k_proj = nn.Linear(d, G * self.head_dim, bias=False)
+        self.v_proj = nn.Linear(d, G * self.head_dim, bias=False)
+        self.o_proj = nn.Linear(H * self.head_dim, d, bias=False)
+        for linear in (self.q_proj, self.k_proj, self.v_proj, self.o_proj):
+            nn.init.normal_(linear.weight, std=config.initializer_range)
+
+    def forward(
+        self, hidden_states: Tensor, cache: KVCache | None = None, return_cache: bool = False
+    ) -> Tensor | tuple[Tensor, KVCache]:
+        """Attend ``(b, L, d)`` → ``(b, L, d)``, causally.
+
+        Without ``cache`` the L tokens attend among themselves; ``return_cache=True`` also
+        returns a :class:`KVCache` of them (a prefill). With ``cache`` the new tokens attend to
+        the cached ones and to each other, and are appended to it in place (decoding).
+        """
+        x = hidden_states
+        d = self.config.hidden_size
+        if not isinstance(x, Tensor) or x.dim() != 3 or x.shape[-1] != d:
+            got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(
+                f"JambaAttention: hidden_states must have shape (batch, L, hidden_size) with "
+                f"hidden_size = {d}, got {got}"
+            )
+        b, L, _ = x.shape
+        q = self.q_proj(x).view(b, L, self.num_heads, self.head_dim).transpose(1, 2)
+        k = self.k_proj(x).view(b, L, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        v = self.v_proj(x).view(b, L, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        if cache is not None:
+            cache.append(k, v)
+            k, v = cache.keys, cache.values
+        elif return_cache:
+            cache = KVCache(k.contiguous(), v.contiguous())
+        groups = self.num_heads // self.num_kv_heads
+        k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)  # GQA
+        if self.impl == "eager":
+            out = causal_attention(q, k, v, self.scale)
+        elif k.shape[2] == L or L == 1:  # square causal, or one query that sees everything
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=L > 1, scale=self.scale)
+        else:  # several new tokens after a cache: the mask is offset
+            T = k.shape[2]
+            allowed = torch.ones(L, T, dtype=torch.bool, device=x.device).tril(T - L)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, scale=self.scale)
+        out = self.o_proj(out.transpose(1, 2).reshape(b, L, -1))
+        return (out, cache) if return_cache else out

@@ -1,0 +1,92 @@
+"""MLP and mixture of experts against transformers; routing, dispatch and the auxiliary loss."""
+
+import dataclasses
+
+import pytest
+import torch
+import transformers
+from transformers.models.jamba import modeling_jamba
+
+import jamba_min as jm
+from jamba_min.moe import JambaMLP, JambaSparseMoeBlock, load_balancing_loss, route
+
+BASE = dict(
+    vocab_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    num_key_value_heads=1,
+    hidden_size=24,
+    intermediate_size=20,
+)
+
+
+def configs(**kw):
+    cfg = jm.JambaConfig(**BASE, **kw)
+    hf = transformers.JambaConfig(**dataclasses.asdict(cfg))
+    hf._experts_implementation = "eager"
+    return cfg, hf
+
+
+def test_mlp_matches_transformers():
+    cfg, hf = configs()
+    ours = JambaMLP(cfg)
+    theirs = modeling_jamba.JambaMLP(hf)
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(2, 7, 24)
+    torch.testing.assert_close(ours(x), theirs(x))
+
+
+@pytest.mark.parametrize(("n", "k"), [(4, 2), (5, 1), (8, 3), (3, 3)])
+def test_moe_matches_transformers(n, k):
+    cfg, hf = configs(num_experts=n, num_experts_per_tok=k)
+    torch.manual_seed(0)
+    ours = JambaSparseMoeBlock(cfg)
+    theirs = modeling_jamba.JambaSparseMoeBlock(hf)
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(3, 17, 24)
+    out, logits = ours(x)
+    torch.testing.assert_close(out, theirs(x), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(ours(x, naive=True)[0], out, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(logits, theirs.router(x.reshape(-1, 24))[0])
+
+
+def test_moe_gradients_match_transformers():
+    cfg, hf = configs(num_experts=4, num_experts_per_tok=2)
+    torch.manual_seed(0)
+    ours = JambaSparseMoeBlock(cfg)
+    theirs = modeling_jamba.JambaSparseMoeBlock(hf)
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(2, 9, 24)
+    (ours(x)[0] ** 2).sum().backward()
+    (theirs(x) ** 2).sum().backward()
+    grads = dict(theirs.named_parameters())
+    for name, p in ours.named_parameters():
+        torch.testing.assert_close(p.grad, grads[name].grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_jamba_does_not_renormalise_mixtral_does():
+    logits = torch.randn(50, 8)
+    w, idx = route(logits, 2)
+    probs = torch.softmax(logits, -1)
+    torch.testing.assert_close(w, probs.gather(1, idx))  # the probabilities as they are
+    assert (w.sum(-1) < 1).all()
+    w_mixtral, idx_mixtral = route(logits, 2, renormalize=True)
+    assert torch.equal(idx, idx_mixtral)
+    torch.testing.assert_close(w_mixtral.sum(-1), torch.ones(50))
+
+
+def test_load_balancing_loss_matches_transformers():
+    torch.manual_seed(0)
+    layers = tuple(torch.randn(40, 6) for _ in range(3))
+    ours = load_balancing_loss(layers, num_experts=6, top_k=2)
+    theirs = modeling_jamba.load_balancing_loss_func(layers, num_experts=6, top_k=2)
+    torch.testing.assert_close(ours, theirs)
+    # uniform probabilities: P_e = 1/n, and Σ f_e = K whichever experts win the ties, so the
+    # loss is n · (1/n) · K = K exactly
+    uniform = load_balancing_loss((torch.zeros(12, 6),), num_experts=6, top_k=2)
+    assert uniform.item() == pytest.approx(2.0, rel=1e-6)
+
+
+def test_load_balancing_loss_needs_logits():
+    with pytest.raises(ValueError, match="router_logits is empty"):
+        load_balancing_loss([], 4, 2)
