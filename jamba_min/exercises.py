@@ -22,6 +22,7 @@ from .scan import selective_scan
 
 __all__ = [
     "check_active_params",
+    "check_causal_attention",
     "check_causal_conv1d",
     "check_chunked_scan",
     "check_combine",
@@ -30,7 +31,10 @@ __all__ = [
     "check_ema",
     "check_kv_cache_bytes",
     "check_linear_recurrence",
+    "check_load_balancing_loss",
     "check_mamba_mixer_params",
+    "check_repeat_kv",
+    "check_route",
     "check_selective_scan",
     "check_ssm_kernel",
     "check_ssm_step",
@@ -305,3 +309,72 @@ def check_ssm_step(fn: Callable[..., Any]) -> None:
         want = ((h_new * C[:, None]).sum(-1) + D * u, h_new)
         cases.append((f"(b, d, n) = {(b, d, n)}", fn(h, u, delta, A, B, C, D), want))
     _compare_tensors("check_ssm_step", cases)
+
+
+# --------------------------------------------------------------------------- chapters 6-7
+def check_repeat_kv(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
+    """Grade ``fn(kv, groups) -> kv_full``: share each key-value head with ``groups`` query heads.
+
+    kv: ``(b, G, T, hd)`` → ``(b, G·groups, T, hd)``; query head h uses key-value head
+    h // groups (chapter 6).
+    """
+    cases = []
+    for seed, (b, G, T, hd, groups) in enumerate(
+        [(1, 1, 1, 2, 1), (2, 2, 5, 4, 3), (1, 4, 7, 8, 2)]
+    ):
+        kv = torch.randn(b, G, T, hd, generator=_gen(seed))
+        want = kv.repeat_interleave(groups, dim=1)
+        cases.append((f"G={G}, groups={groups}", fn(kv.clone(), groups), want))
+    _compare_tensors("check_repeat_kv", cases, tol=0)
+
+
+def check_causal_attention(
+    fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+) -> None:
+    """Grade ``fn(q, k, v) -> out``: causal softmax attention, scale hd^-½, no positions.
+
+    q, k, v: ``(b, H, L, hd)`` → ``(b, H, L, hd)``; query t sees keys 0 … t (chapter 6).
+    """
+    import torch.nn.functional as F
+
+    cases = []
+    for seed, (b, H, L, hd) in enumerate([(1, 1, 1, 4), (2, 3, 9, 8), (1, 2, 33, 16)]):
+        g = _gen(seed)
+        q, k, v = (torch.randn(b, H, L, hd, generator=g, dtype=torch.float64) for _ in range(3))
+        want = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        cases.append((f"(b, H, L, hd) = {(b, H, L, hd)}", fn(q, k, v), want))
+    _compare_tensors("check_causal_attention", cases)
+
+
+def check_route(fn: Callable[[torch.Tensor, int], Any]) -> None:
+    """Grade ``fn(logits, k) -> (weights, experts)``: Jamba's top-K routing (chapter 7).
+
+    logits: ``(N, n)``; softmax over all n experts, then the K largest probabilities, in
+    descending order as ``torch.topk`` gives them, **not** renormalised.
+    """
+    cases = []
+    for seed, (N, n, k) in enumerate([(1, 2, 1), (10, 4, 2), (100, 16, 2), (7, 5, 5)]):
+        logits = torch.randn(N, n, generator=_gen(seed), dtype=torch.float64)
+        weights, experts = torch.topk(torch.softmax(logits, -1), k, dim=-1)
+        got = fn(logits, k)
+        if isinstance(got, (tuple, list)) and len(got) == 2:
+            got = (got[0], got[1].to(torch.float64) if isinstance(got[1], torch.Tensor) else got[1])
+        cases.append((f"N={N}, n={n}, K={k}", got, (weights, experts.to(torch.float64))))
+    _compare_tensors("check_route", cases)
+
+
+def check_load_balancing_loss(fn: Callable[[list, int, int], torch.Tensor]) -> None:
+    """Grade ``fn(router_logits, num_experts, top_k) -> loss``: Switch's n · Σ_e f_e P_e.
+
+    router_logits: a list of ``(N, n)`` tensors, one per MoE layer, pooled as transformers
+    pools them for Jamba (chapter 7).
+    """
+    from .moe import load_balancing_loss
+
+    cases = []
+    for seed, (layers, N, n, k) in enumerate([(1, 8, 4, 1), (3, 50, 6, 2), (2, 100, 16, 2)]):
+        g = _gen(seed)
+        logits = [torch.randn(N, n, generator=g) * 2 for _ in range(layers)]
+        want = load_balancing_loss(logits, n, k)
+        cases.append((f"{layers} layers, N={N}, n={n}, K={k}", fn(logits, n, k), want))
+    _compare_tensors("check_load_balancing_loss", cases, tol=1e-5)

@@ -39,7 +39,26 @@ def ssm_step(h, u, delta, A, B, C, D):
     return (h * C[:, None]).sum(-1) + D * u, h
 
 
+def lb_loss(logits, n, k):
+    from jamba_min.moe import load_balancing_loss
+
+    return load_balancing_loss(logits, n, k)
+
+
 RIGHT_AND_WRONG = {
+    "check_repeat_kv": (
+        lambda kv, g: kv.repeat_interleave(g, dim=1),
+        lambda kv, g: kv.repeat(1, g, 1, 1),
+    ),
+    "check_causal_attention": (
+        lambda q, k, v: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True),
+        lambda q, k, v: torch.nn.functional.scaled_dot_product_attention(q, k, v),
+    ),
+    "check_route": (
+        lambda logits, k: torch.topk(torch.softmax(logits, -1), k, dim=-1),
+        lambda logits, k: torch.topk(torch.softmax(torch.topk(logits, k).values, -1), k, dim=-1),
+    ),
+    "check_load_balancing_loss": (lb_loss, lambda logits, n, k: lb_loss(logits, n, k) / k),
     "check_causal_conv1d": (conv_loop, lambda x, w, bias: conv_loop(x, w.flip(1), bias)),
     "check_ssm_step": (
         ssm_step,
