@@ -223,7 +223,7 @@ def scan_bytes(b: int, d: int, n: int, L: int, mode: str) -> int:
     return fwd if mode == "fwd" else fwd + 2 * per_pass + 2 * 4 * b * d * L
 
 
-def bench_triton(lengths: list[int], repeat: int) -> dict:
+def bench_triton(lengths: list[int], rep_ms: int = 100) -> dict:
     """Time the Triton kernels against "parallel" and mamba_ssm's CUDA kernel on one GPU."""
     import importlib.util
 
@@ -272,7 +272,7 @@ def bench_triton(lengths: list[int], repeat: int) -> dict:
                     else:
                         fn(**args).backward(grad)
 
-                ms = triton.testing.do_bench(call, warmup=max(1, repeat // 4), rep=repeat)
+                ms = triton.testing.do_bench(call, warmup=max(1, rep_ms // 4), rep=rep_ms)
                 gbs = scan_bytes(b, d, n, L, mode) / (ms * 1e-3) / 1e9
                 results.append({"impl": impl, "L": L, "mode": mode, "ms": ms, "GB/s": gbs})
                 print(f"{L:>6} {mode:>8} {impl:>14} {ms:>10.3f} {gbs:>8.1f}", flush=True)
@@ -391,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
     if args.what == "triton":
-        report = bench_triton(args.lengths or [1024, 4096, 16384], repeat=100)
+        report = bench_triton(args.lengths or [1024, 4096, 16384])
     elif args.what == "moe":
         report = bench_moe(args.threads, args.repeat)
     else:

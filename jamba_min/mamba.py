@@ -157,6 +157,12 @@ class JambaMambaMixer(nn.Module):
         return self.out_proj(y.transpose(1, 2).to(hidden_states.dtype)), MambaState(conv, h)
 
     # ------------------------------------------------------------------ one token
+    def empty_state(self, batch: int) -> MambaState:
+        """The state before any token: zeros, conv window in the weights' dtype, h in float32."""
+        w = self.conv1d.weight
+        conv = w.new_zeros(batch, self.d_inner, self.d_conv)
+        return MambaState(conv, _hi(w.new_zeros(batch, self.d_inner, self.d_state)))
+
     def step(self, hidden_states: Tensor, state: MambaState) -> tuple[Tensor, MambaState]:
         """One token: ``(b, d)`` and the state after the previous token → ``(b, d)``, new state.
 
@@ -164,6 +170,15 @@ class JambaMambaMixer(nn.Module):
         h ← exp(ΔA) h + Δ B u, y = C·h + D u, y ← y · silu(z). The state is not modified in place.
         """
         self._check(hidden_states, "JambaMambaMixer.step", 2)
+        b = hidden_states.shape[0]
+        want = {"conv": (b, self.d_inner, self.d_conv), "ssm": (b, self.d_inner, self.d_state)}
+        for name, shape in want.items():
+            got = getattr(state, name, None)
+            if not isinstance(got, Tensor) or tuple(got.shape) != shape:
+                got = tuple(got.shape) if isinstance(got, Tensor) else type(got).__name__
+                raise ValueError(
+                    f"JambaMambaMixer.step: state.{name} must have shape {shape}, got {got}"
+                )
         u, z = self.in_proj(hidden_states).chunk(2, dim=-1)  # (b, d_inner) each
         window = torch.cat([state.conv[..., 1:], u[..., None]], dim=-1)  # (b, d_inner, d_conv)
         u = (window * self.conv1d.weight[:, 0]).sum(-1)

@@ -9,10 +9,11 @@ __all__ = ["RMSNorm"]
 
 
 class RMSNorm(nn.Module):
-    """x / sqrt(mean(x²) + eps) · weight over the last axis, computed in float32.
+    """x / sqrt(mean(x²) + eps) · weight over the last axis, computed in float32 (or float64).
 
     Mirrors transformers' ``JambaRMSNorm``: the normalised value is cast back to the input dtype
-    before the weight multiplies it. Shapes: ``(..., dim)`` → ``(..., dim)``.
+    before the weight multiplies it. Differs for float64 inputs, which stay in float64 (transformers
+    rounds them through float32). Shapes: ``(..., dim)`` → ``(..., dim)``.
     """
 
     def __init__(self, dim: int, eps: float = 1e-6):
@@ -21,7 +22,7 @@ class RMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: Tensor) -> Tensor:
-        x32 = x.float()
+        x32 = x if x.dtype == torch.float64 else x.float()
         x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
         return self.weight * x32.to(x.dtype)
 

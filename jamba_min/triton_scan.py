@@ -42,12 +42,13 @@ def _scan_fwd_kernel(
     out_ptr, states_ptr, last_ptr,  # outputs
     L, d_inner, d_state,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    SAVE_STATES: tl.constexpr,
     BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, CHUNK: tl.constexpr,
 ):  # fmt: skip
     """u, delta, z, out: (b, d_inner, L); A: (d_inner, d_state); B, C: (b, d_state, L);
     D, bias: (d_inner,); states: (b, chunks, d_inner, d_state), the state entering each chunk;
     last: (b, d_inner, d_state). All contiguous float32. Grid: (b, cdiv(d_inner, BLOCK_D))."""
-    pid_b, pid_d = tl.program_id(0), tl.program_id(1)
+    pid_b, pid_d = tl.program_id(0).to(tl.int64), tl.program_id(1)  # int64: b·d·L can pass 2³¹
     offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
     offs_n = tl.arange(0, BLOCK_N)
     mask_d, mask_n = offs_d < d_inner, offs_n < d_state
@@ -65,7 +66,8 @@ def _scan_fwd_kernel(
     chunks = tl.cdiv(L, CHUNK)
     h = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)
     for c in range(chunks):
-        tl.store(states_ptr + (pid_b * chunks + c) * d_inner * d_state + dn, h, mask=mask_dn)
+        if SAVE_STATES:  # only when a backward will need them
+            tl.store(states_ptr + (pid_b * chunks + c) * d_inner * d_state + dn, h, mask=mask_dn)
         for t in range(c * CHUNK, tl.minimum(c * CHUNK + CHUNK, L)):
             dt = tl.load(delta_ptr + col_d + t, mask=mask_d, other=0.0) + bias
             if SOFTPLUS:
@@ -99,7 +101,7 @@ def _scan_bwd_kernel(
     """Shapes as the forward; g_u, g_delta (w.r.t. the raw Δ), g_z: (b, d_inner, L); g_A:
     (b, d_inner, d_state) and g_D: (b, d_inner), per batch row; g_B, g_C: (b, channel blocks,
     d_state, L), per channel block; scratch: (b, channel blocks, CHUNK, BLOCK_D, BLOCK_N)."""
-    pid_b, pid_d = tl.program_id(0), tl.program_id(1)
+    pid_b, pid_d = tl.program_id(0).to(tl.int64), tl.program_id(1)  # int64: b·d·L can pass 2³¹
     offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
     offs_n = tl.arange(0, BLOCK_N)
     mask_d, mask_n = offs_d < d_inner, offs_n < d_state
@@ -201,7 +203,8 @@ class _TritonScan(torch.autograd.Function):
         n = A.shape[1]
         BLOCK_D, BLOCK_N, CHUNK = _blocks(d, n, block_d, chunk)
         out = torch.empty_like(u)
-        states = u.new_empty(b, triton.cdiv(L, CHUNK), d, n)
+        save = any(ctx.needs_input_grad)
+        states = u.new_empty(b, triton.cdiv(L, CHUNK) if save else 0, d, n)
         last = u.new_empty(b, d, n)
         _scan_fwd_kernel[(b, triton.cdiv(d, BLOCK_D))](
             u, delta, A, B, C,
@@ -209,8 +212,9 @@ class _TritonScan(torch.autograd.Function):
             delta_bias if delta_bias is not None else u,
             out, states, last, L, d, n,
             HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
-            SOFTPLUS=softplus, BLOCK_D=BLOCK_D, BLOCK_N=BLOCK_N, CHUNK=CHUNK,
+            SOFTPLUS=softplus, SAVE_STATES=save, BLOCK_D=BLOCK_D, BLOCK_N=BLOCK_N, CHUNK=CHUNK,
         )  # fmt: skip
+        ctx.set_materialize_grads(False)  # an unused output's gradient stays None
         ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, states)
         ctx.config = (softplus, BLOCK_D, BLOCK_N, CHUNK)
         return out, last
@@ -233,7 +237,8 @@ class _TritonScan(torch.autograd.Function):
             u, delta, A, B, C,
             D if D is not None else u, z if z is not None else u,
             delta_bias if delta_bias is not None else u, states,
-            g_out.contiguous(), g_last.contiguous() if g_last is not None else u,
+            g_out.contiguous() if g_out is not None else torch.zeros_like(u),
+            g_last.contiguous() if g_last is not None else u,
             g_u, g_delta, g_z if g_z is not None else u, g_A, g_B, g_C,
             g_D if g_D is not None else u, scratch,
             L, d, n,
@@ -276,6 +281,12 @@ def selective_scan_triton(
     ``block_d`` (channels per program, a power of two) and ``chunk`` (steps between saved
     states) override the defaults, for tests and tuning.
     """
+
+    for name, value in (("block_d", block_d), ("chunk", chunk)):
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if block_d is not None and block_d & (block_d - 1):
+        raise ValueError(f"block_d must be a power of two (a Triton tile size), got {block_d}")
 
     def f32(t: Tensor | None) -> Tensor | None:
         return None if t is None else t.to(torch.float32).contiguous()

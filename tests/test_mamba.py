@@ -116,6 +116,25 @@ def test_cached_decoding_matches_transformers(name):
             )
 
 
+def test_decoding_from_the_empty_state_equals_the_full_forward():
+    ours, _, _ = pair("tiny", dtype=torch.float64)
+    x = torch.randn(2, 6, ours.config.hidden_size, dtype=torch.float64)
+    state, outs = ours.empty_state(2), []
+    with torch.no_grad():
+        for t in range(6):
+            y_t, state = ours.step(x[:, t], state)
+            outs.append(y_t)
+        torch.testing.assert_close(torch.stack(outs, 1), ours(x), rtol=1e-10, atol=1e-12)
+
+
+def test_step_checks_the_state():
+    ours, _, _ = pair("tiny")
+    with pytest.raises(
+        ValueError, match=r"state.conv must have shape \(3, 48, 4\), got \(2, 48, 4\)"
+    ):
+        ours.step(torch.zeros(3, 24), ours.empty_state(2))
+
+
 def test_step_does_not_modify_the_state_in_place():
     ours, _, _ = pair("tiny")
     x = torch.randn(2, 5, ours.config.hidden_size)

@@ -101,3 +101,28 @@ def test_warns_when_triton_was_imported_first():
     env["TRITON_INTERPRET"] = "0"  # the user's own choice is left alone, silently
     done = run_python("import os, triton, jamba_min; print(os.environ['TRITON_INTERPRET'])", env)
     assert done.stdout.strip() == "0" and "imported before" not in done.stderr
+
+
+def test_gradient_through_the_last_state_alone():
+    # only h_L feeds the loss: y's gradient arrives as None and must count as zero
+    inputs = make_inputs(2, 5, 9, 4, dtype=torch.float32, D=True, z=True)
+    grads = {}
+    for backend in ("triton", "ref"):
+        _, h = jm.selective_scan(**inputs, return_last_state=True, backend=backend)
+        grads[backend] = torch.autograd.grad(h.sum(), [inputs["u"], inputs["delta"], inputs["A"]])
+    for ours, ref in zip(grads["triton"], grads["ref"], strict=True):
+        torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_tile_sizes_are_checked():
+    from jamba_min.triton_scan import selective_scan_triton
+
+    inputs = {
+        k: v.detach()
+        for k, v in make_inputs(1, 5, 4, 4, dtype=torch.float32).items()
+        if v is not None
+    }
+    with pytest.raises(ValueError, match=r"block_d must be a power of two .* got 12"):
+        selective_scan_triton(**inputs, block_d=12)
+    with pytest.raises(ValueError, match="chunk must be a positive int, got 0"):
+        selective_scan_triton(**inputs, chunk=0)
