@@ -40,8 +40,10 @@ from .accounting import (
     paper_models,
     param_breakdown,
 )
+from .attention import JambaAttention, KVCache
 from .config import JambaConfig
 from .mamba import JambaMambaMixer, MambaState
+from .moe import JambaMLP, JambaSparseMoeBlock, load_balancing_loss
 from .norm import RMSNorm
 from .scan import selective_scan
 
@@ -49,8 +51,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "PAPER_TABLE1",
+    "JambaAttention",
     "JambaConfig",
+    "JambaMLP",
     "JambaMambaMixer",
+    "JambaSparseMoeBlock",
+    "KVCache",
     "MambaState",
     "RMSNorm",
     "__version__",
@@ -58,6 +64,7 @@ __all__ = [
     "count_params",
     "exercises",
     "kv_cache_bytes",
+    "load_balancing_loss",
     "mamba_mixer_params",
     "mamba_state_bytes",
     "mlp_params",

@@ -27,11 +27,24 @@ class KVCache:
     """Keys and values of the tokens seen so far, ``(b, G, T, hd)`` each.
 
     Storage grows by doubling, so appending a token costs O(1) amortised, not a copy of the
-    whole cache. ``keys`` and ``values`` are views of the filled part.
+    whole cache; :meth:`reserve` sets room for a known number of tokens up front (generation
+    knows it), so that no copy happens at all. ``keys`` and ``values`` are views of the filled
+    part.
     """
 
     def __init__(self, k: Tensor, v: Tensor):
         self._k, self._v, self.length = k, v, k.shape[2]
+
+    @property
+    def capacity(self) -> int:
+        """Tokens the storage has room for (≥ ``length``)."""
+        return self._k.shape[2]
+
+    def reserve(self, tokens: int) -> None:
+        """Make room for ``tokens`` tokens in all, copying the filled part once if needed."""
+        if tokens > self.capacity:
+            grow = (0, 0, 0, tokens - self.capacity)
+            self._k, self._v = F.pad(self._k, grow), F.pad(self._v, grow)
 
     @property
     def keys(self) -> Tensor:
@@ -43,11 +56,14 @@ class KVCache:
 
     def append(self, k: Tensor, v: Tensor) -> None:
         """Add the keys and values of new tokens, ``(b, G, L, hd)`` each, in place."""
+        if k.shape[:2] != self._k.shape[:2] or k.shape[3] != self._k.shape[3]:
+            raise ValueError(
+                f"KVCache.append: new keys must have shape (batch, heads, L, head_dim) = "
+                f"{(*self._k.shape[:2], 'L', self._k.shape[3])}, got {tuple(k.shape)}"
+            )
         need = self.length + k.shape[2]
-        if need > self._k.shape[2]:
-            capacity = max(need, 2 * self._k.shape[2])
-            grow = (0, 0, 0, capacity - self._k.shape[2])
-            self._k, self._v = F.pad(self._k, grow), F.pad(self._v, grow)
+        if need > self.capacity:
+            self.reserve(max(need, 2 * self.capacity))
         self._k[:, :, self.length : need] = k
         self._v[:, :, self.length : need] = v
         self.length = need
@@ -57,17 +73,19 @@ class KVCache:
         return self.keys.nbytes + self.values.nbytes
 
 
-def causal_attention(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
+def causal_attention(q: Tensor, k: Tensor, v: Tensor, scale: float, dropout: float = 0.0) -> Tensor:
     """The reference: softmax(q kᵀ · scale + causal mask) v, written out.
 
     q: ``(b, H, L, hd)``; k, v: ``(b, H, T, hd)`` with T ≥ L; the L queries are the last L of
-    the T positions, so query i may attend to keys 0 … T − L + i. Returns ``(b, H, L, hd)``.
+    the T positions, so query i may attend to keys 0 … T − L + i. The softmax runs in float32 at
+    least (float64 stays float64). Returns ``(b, H, L, hd)``.
     """
     L, T = q.shape[2], k.shape[2]
     scores = (q @ k.transpose(2, 3)) * scale  # (b, H, L, T)
     future = torch.ones(L, T, dtype=torch.bool, device=q.device).triu(T - L + 1)
     scores = scores.masked_fill(future, float("-inf"))
-    return torch.softmax(scores.float(), dim=-1).to(q.dtype) @ v
+    weights = torch.softmax(scores, dim=-1, dtype=torch.promote_types(q.dtype, torch.float32))
+    return F.dropout(weights.to(q.dtype), p=dropout) @ v
 
 
 class JambaAttention(nn.Module):

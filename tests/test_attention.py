@@ -111,6 +111,24 @@ def test_cache_bytes_match_the_accounting():
     assert cache.nbytes() == per_layer
 
 
+def test_reference_keeps_float64():
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(1, 2, 5, 4, dtype=torch.float64) for _ in range(3))
+    want = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    torch.testing.assert_close(causal_attention(q, k, v, 0.5), want, rtol=1e-12, atol=1e-12)
+
+
+def test_reserve_avoids_copies_and_append_checks_shapes():
+    cache = KVCache(torch.zeros(2, 1, 3, 4), torch.zeros(2, 1, 3, 4))
+    cache.reserve(10)
+    storage = cache._k.data_ptr()
+    for _ in range(7):
+        cache.append(torch.ones(2, 1, 1, 4), torch.ones(2, 1, 1, 4))
+    assert cache.capacity == 10 and cache.length == 10 and cache._k.data_ptr() == storage
+    with pytest.raises(ValueError, match=r"new keys must have shape .* got \(3, 1, 1, 4\)"):
+        cache.append(torch.ones(3, 1, 1, 4), torch.ones(3, 1, 1, 4))
+
+
 def test_cache_grows_by_doubling():
     cache = KVCache(torch.zeros(1, 1, 4, 2), torch.zeros(1, 1, 4, 2))
     for _ in range(5):
