@@ -341,23 +341,25 @@ def bench_moe(threads: int, repeat: int) -> dict:
     )
     results = []
     for mode in ("fwd", "fwd+bwd"):
-        for impl, fn in impls.items():
 
-            def call(fn=fn, mode=mode):
-                if mode == "fwd":
-                    with torch.no_grad():
-                        fn()
-                else:
-                    fn().sum().backward()
+        def call(fn, mode=mode):
+            if mode == "fwd":
+                with torch.no_grad():
+                    fn()
+            else:
+                fn().sum().backward()
 
-            call()
-            times = []
-            for _ in range(repeat):
+        times = {impl: [] for impl in impls}
+        for fn in impls.values():  # warm-up
+            call(fn)
+        for _ in range(repeat):  # interleaved, so that drift hits every implementation alike
+            for impl, fn in impls.items():
                 start = time.perf_counter()
-                call()
-                times.append(time.perf_counter() - start)
-            results.append({"impl": impl, "mode": mode, "seconds": min(times)})
-            print(f"  {mode:>8} {impl:>14} {min(times) * 1e3:9.1f} ms", flush=True)
+                call(fn)
+                times[impl].append(time.perf_counter() - start)
+        for impl, ts in times.items():
+            results.append({"impl": impl, "mode": mode, "seconds": min(ts)})
+            print(f"  {mode:>8} {impl:>14} {min(ts) * 1e3:9.1f} ms", flush=True)
     table = {(r["impl"], r["mode"]): r["seconds"] for r in results}
     ratios = []
     for mode in ("fwd", "fwd+bwd"):
@@ -368,7 +370,8 @@ def bench_moe(threads: int, repeat: int) -> dict:
                 goal = " (goal ≥ 1.5×)" if base == "naive" else ""
                 print(f"  sorted dispatch vs {base:<14} {mode:>7}: {ratio:5.2f}×{goal}")
     return {"benchmark": "moe", "shape": shape, "threads": threads, "torch": torch.__version__,
-            "processor": _cpu_name(), "results": results, "ratios": ratios}  # fmt: skip
+            "python": platform.python_version(), "processor": _cpu_name(), "results": results,
+            "ratios": ratios}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

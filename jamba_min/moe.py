@@ -46,10 +46,11 @@ class JambaMLP(nn.Module):
 def route(logits: Tensor, top_k: int, renormalize: bool = False) -> tuple[Tensor, Tensor]:
     """Top-K routing from router logits ``(N, n)``: weights ``(N, K)`` and expert ids ``(N, K)``.
 
-    The softmax runs in float32 over all n experts. Jamba keeps the K probabilities as they are;
+    The softmax runs in float32 (float64 stays float64) over all n experts. Jamba keeps the K
+    probabilities as they are;
     ``renormalize=True`` divides them by their sum, as Mixtral does.
     """
-    probs = torch.softmax(logits, dim=-1, dtype=torch.float32)
+    probs = torch.softmax(logits, dim=-1, dtype=torch.promote_types(logits.dtype, torch.float32))
     weights, experts = torch.topk(probs, top_k, dim=-1)
     if renormalize:
         weights = weights / weights.sum(dim=-1, keepdim=True)
@@ -66,10 +67,15 @@ class Experts(nn.Module):
         self.down_proj = nn.Parameter(torch.randn(n, d, inter) * config.initializer_range)
         self.act = ACTIVATIONS[config.hidden_act]
 
-    def expert(self, e: int, x: Tensor) -> Tensor:
-        """Expert ``e`` on tokens ``(N_e, d)`` → ``(N_e, d)``."""
-        gate, up = F.linear(x, self.gate_up_proj[e]).chunk(2, dim=-1)
-        return F.linear(self.act(gate) * up, self.down_proj[e])
+    def weights(self) -> list[tuple[Tensor, Tensor]]:
+        """Each expert's (gate_up, down) weights, split once per call: indexing the stacked
+        parameters once per expert would make autograd build a full-size gradient per expert."""
+        return list(zip(self.gate_up_proj.unbind(0), self.down_proj.unbind(0), strict=True))
+
+    def expert(self, w: tuple[Tensor, Tensor], x: Tensor) -> Tensor:
+        """One expert with weights ``w`` on tokens ``(N_e, d)`` → ``(N_e, d)``."""
+        gate, up = F.linear(x, w[0]).chunk(2, dim=-1)
+        return F.linear(self.act(gate) * up, w[1])
 
     def forward(self, x: Tensor, weights: Tensor, experts: Tensor) -> Tensor:
         """Sorted dispatch: ``x`` ``(N, d)``, ``weights``/``experts`` ``(N, K)`` → ``(N, d)``.
@@ -79,15 +85,17 @@ class Experts(nn.Module):
         weights and added back to their tokens.
         """
         K = experts.shape[1]
+        if x.shape[0] == 0:
+            return torch.zeros_like(x)
         flat = experts.reshape(-1)
         order = torch.argsort(flat, stable=True)
         counts = torch.bincount(flat, minlength=self.gate_up_proj.shape[0]).tolist()
         token = order // K  # which token each sorted pair belongs to
         x_sorted = x[token]  # (N·K, d), grouped by expert
         outputs, start = [], 0
-        for e, count in enumerate(counts):
+        for w, count in zip(self.weights(), counts, strict=True):
             if count:
-                outputs.append(self.expert(e, x_sorted[start : start + count]))
+                outputs.append(self.expert(w, x_sorted[start : start + count]))
                 start += count
         y_sorted = torch.cat(outputs) * weights.reshape(-1)[order, None]
         return torch.zeros_like(x).index_add_(0, token, y_sorted)
@@ -95,9 +103,9 @@ class Experts(nn.Module):
     def forward_naive(self, x: Tensor, weights: Tensor, experts: Tensor) -> Tensor:
         """The reference: every expert on every token, masked by its routing weight."""
         out = torch.zeros_like(x)
-        for e in range(self.gate_up_proj.shape[0]):
-            w = (weights * (experts == e)).sum(-1, keepdim=True)  # 0 where e was not chosen
-            out = out + w * self.expert(e, x)
+        for e, w in enumerate(self.weights()):
+            gate = (weights * (experts == e)).sum(-1, keepdim=True)  # 0 where e was not chosen
+            out = out + gate * self.expert(w, x)
         return out
 
 

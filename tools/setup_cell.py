@@ -81,6 +81,7 @@ def setup_cell() -> dict:
     return {
         "cell_type": "code",
         "execution_count": 1,
+        "id": "colab-setup",
         "metadata": {"tags": list(TAGS)},
         "outputs": [],
         "source": setup_cell_source().splitlines(keepends=True),
@@ -99,6 +100,9 @@ def sync(path: Path, check: bool) -> bool:
             have.get("metadata", {}).get("tags", [])
         ) == sorted(TAGS)
         if same:
+            if "id" not in have and not check:  # nbformat ≥ 4.5 wants an id on every cell
+                have["id"] = "colab-setup"
+                path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
             return True
         if not check:
             cells[first] = want
