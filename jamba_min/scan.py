@@ -152,22 +152,6 @@ def _compute_dtype(u: Tensor) -> torch.dtype:
     return torch.float64 if u.dtype == torch.float64 else torch.float32
 
 
-def _prepare_delta(delta: Tensor, delta_bias: Tensor | None, softplus: bool, dtype) -> Tensor:
-    delta = delta.to(dtype)
-    if delta_bias is not None:
-        delta = delta + delta_bias.to(dtype)[:, None]
-    return F.softplus(delta) if softplus else delta
-
-
-def _finish(y: Tensor, u: Tensor, D: Tensor | None, z: Tensor | None, dtype) -> Tensor:
-    """y ← y + D·u, then y ← y · silu(z), in the compute dtype."""
-    if D is not None:
-        y = y + D.to(dtype)[:, None] * u.to(dtype)
-    if z is not None:
-        y = y * F.silu(z.to(dtype))
-    return y
-
-
 # --------------------------------------------------------------------------- the reference
 def selective_scan_ref(
     u: Tensor,
@@ -188,21 +172,31 @@ def selective_scan_ref(
     linear in L (indexing one step at a time makes it quadratic).
     """
     dtype = _compute_dtype(u)
-    delta = _prepare_delta(delta, delta_bias, delta_softplus, dtype)
     u_, A_, B_, C_ = (t.to(dtype) for t in (u, A, B, C))
+    delta = delta.to(dtype)
+    if delta_bias is not None:
+        delta = delta + delta_bias.to(dtype)[:, None]  # Δ ← Δ + bias
+    if delta_softplus:
+        delta = F.softplus(delta)  # Δ ← softplus(Δ)
 
-    A_bar = torch.exp(delta[..., None] * A_[:, None, :])  # Ā_t = exp(Δ_t A)   (b, d, L, n)
-    Bu_bar = (delta * u_)[..., None] * B_.transpose(1, 2)[:, None]  # B̄u_t = Δ_t B_t u_t
+    # time first, so that each step's (b, d, n) slice is contiguous
+    dt, ut = delta.transpose(1, 2), u_.transpose(1, 2)  # (b, L, d)
+    A_bar = torch.exp(dt[..., None] * A_)  # Ā_t = exp(Δ_t A)          (b, L, d, n)
+    Bu_bar = (dt * ut)[..., None] * B_.transpose(1, 2)[:, :, None]  # B̄u_t = Δ_t B_t u_t
 
     h = u_.new_zeros(u.shape[0], u.shape[1], A.shape[1])  # h_0 = 0       (b, d, n)
     states = []
-    for A_t, Bu_t in zip(A_bar.unbind(2), Bu_bar.unbind(2), strict=True):
+    for A_t, Bu_t in zip(A_bar.unbind(1), Bu_bar.unbind(1), strict=True):
         h = A_t * h + Bu_t  # h_t = Ā_t ⊙ h_{t-1} + B̄u_t
         states.append(h)
-    hs = torch.stack(states, dim=2)  # (b, d, L, n)
+    hs = torch.stack(states, dim=1)  # (b, L, d, n)
 
-    y = torch.einsum("bdln,bnl->bdl", hs, C_)  # y_t = C_t · h_t
-    y = _finish(y, u, D, z, dtype).to(u.dtype)
+    y = torch.einsum("bldn,bnl->bdl", hs, C_)  # y_t = C_t · h_t
+    if D is not None:
+        y = y + D.to(dtype)[:, None] * u_  # y ← y + D u
+    if z is not None:
+        y = y * F.silu(z.to(dtype))  # y ← y · silu(z)
+    y = y.to(u.dtype)
     return (y, h) if return_last_state else y
 
 
