@@ -43,6 +43,7 @@ from .accounting import (
 from .attention import JambaAttention, KVCache
 from .config import JambaConfig
 from .mamba import JambaMambaMixer, MambaState
+from .model import JambaForCausalLM, JambaModel
 from .moe import JambaMLP, JambaSparseMoeBlock, load_balancing_loss
 from .norm import RMSNorm
 from .scan import selective_scan
@@ -53,8 +54,10 @@ __all__ = [
     "PAPER_TABLE1",
     "JambaAttention",
     "JambaConfig",
+    "JambaForCausalLM",
     "JambaMLP",
     "JambaMambaMixer",
+    "JambaModel",
     "JambaSparseMoeBlock",
     "KVCache",
     "MambaState",
