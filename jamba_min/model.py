@@ -16,24 +16,42 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .attention import JambaAttention
+from .attention import JambaAttention, KVCache
 from .config import JambaConfig
-from .mamba import JambaMambaMixer
+from .mamba import JambaMambaMixer, MambaState
 from .moe import JambaMLP, JambaSparseMoeBlock, load_balancing_loss
 from .norm import RMSNorm
 
-__all__ = ["CausalLMOutput", "JambaDecoderLayer", "JambaForCausalLM", "JambaModel"]
+__all__ = ["CausalLMOutput", "HybridCache", "JambaDecoderLayer", "JambaForCausalLM", "JambaModel"]
+
+#: What one layer remembers between tokens: keys and values, or the Mamba state.
+LayerState = KVCache | MambaState
+
+
+@dataclass
+class HybridCache:
+    """The decoding state of every layer: a :class:`KVCache` for attention layers (grows with the
+    context) and a :class:`MambaState` for Mamba layers (fixed size)."""
+
+    layers: list[LayerState]
+
+    def nbytes(self) -> dict[str, int]:
+        """Bytes held by attention caches and by Mamba states."""
+        kv = sum(s.nbytes() for s in self.layers if isinstance(s, KVCache))
+        ssm = sum(s.conv.nbytes + s.ssm.nbytes for s in self.layers if isinstance(s, MambaState))
+        return {"kv": kv, "mamba": ssm}
 
 
 @dataclass
 class CausalLMOutput:
     """logits ``(b, L, vocab)``; aux_loss: the routers' load-balancing loss times
     ``router_aux_loss_coef`` (None without MoE layers); router_logits: one ``(b·L, n)`` per MoE
-    layer."""
+    layer; cache: the decoding state, when asked for."""
 
     logits: Tensor
     aux_loss: Tensor | None
     router_logits: list[Tensor]
+    cache: HybridCache | None = None
 
 
 class JambaDecoderLayer(nn.Module):
@@ -54,17 +72,35 @@ class JambaDecoderLayer(nn.Module):
         self.input_layernorm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
         self.pre_ff_layernorm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
-        """Returns the new hidden states and, for a MoE layer, its router logits."""
-        mixer = self.self_attn if self.is_attention else self.mamba
-        x = x + mixer(self.input_layernorm(x))
+    def forward(
+        self, x: Tensor, state: LayerState | None = None, return_state: bool = False
+    ) -> tuple[Tensor, Tensor | None, LayerState | None]:
+        """Returns the new hidden states, the router logits of a MoE layer, and the layer's state.
+
+        Without ``state``: the whole sequence (a prefill when ``return_state``). With ``state``:
+        one token ``(b, 1, d)`` (Mamba layers step in O(1); attention appends to its cache).
+        """
+        h = self.input_layernorm(x)
+        if self.is_attention:
+            if state is not None:
+                h = self.self_attn(h, cache=state)
+            else:
+                h = self.self_attn(h, return_cache=return_state)
+                h, state = h if return_state else (h, None)
+        elif state is not None:
+            h, state = self.mamba.step(h[:, 0], state)
+            h = h[:, None]
+        else:
+            h = self.mamba(h, return_state=return_state)
+            h, state = h if return_state else (h, None)
+        x = x + h
         h = self.pre_ff_layernorm(x)
         router_logits = None
         if self.is_moe:
             h, router_logits = self.feed_forward(h)
         else:
             h = self.feed_forward(h)
-        return x + h, router_logits
+        return x + h, router_logits, state
 
 
 class JambaModel(nn.Module):
@@ -79,14 +115,23 @@ class JambaModel(nn.Module):
         )
         self.final_layernorm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
 
-    def forward(self, input_ids: Tensor) -> tuple[Tensor, list[Tensor]]:
+    def forward(
+        self, input_ids: Tensor, cache: HybridCache | None = None, return_cache: bool = False
+    ) -> tuple[Tensor, list[Tensor], HybridCache | None]:
+        """Hidden states ``(b, L, d)``, router logits, and the cache (given one, or a new one)."""
         x = self.embed_tokens(input_ids)
-        router_logits = []
-        for layer in self.layers:
-            x, logits = layer(x)
+        router_logits, states = [], []
+        for i, layer in enumerate(self.layers):
+            state = cache.layers[i] if cache is not None else None
+            x, logits, state = layer(x, state, return_state=return_cache)
+            states.append(state)
             if logits is not None:
                 router_logits.append(logits)
-        return self.final_layernorm(x), router_logits
+        if cache is not None:
+            cache.layers = states
+        elif return_cache:
+            cache = HybridCache(states)
+        return self.final_layernorm(x), router_logits, cache
 
 
 class JambaForCausalLM(nn.Module):
@@ -104,8 +149,14 @@ class JambaForCausalLM(nn.Module):
         else:
             nn.init.normal_(self.lm_head.weight, std=config.initializer_range)
 
-    def forward(self, input_ids: Tensor) -> CausalLMOutput:
-        """``input_ids`` ``(b, L)`` of token ids in ``[0, vocab_size)``."""
+    def forward(
+        self, input_ids: Tensor, cache: HybridCache | None = None, return_cache: bool = False
+    ) -> CausalLMOutput:
+        """``input_ids`` ``(b, L)`` of token ids in ``[0, vocab_size)``.
+
+        ``return_cache=True`` returns the :class:`HybridCache` after the sequence (a prefill) in
+        ``out.cache``; passing ``cache`` advances it by one token (``L`` must be 1).
+        """
         if (
             not isinstance(input_ids, Tensor)
             or input_ids.dim() != 2
@@ -122,15 +173,85 @@ class JambaForCausalLM(nn.Module):
                 f"input_ids must lie in [0, vocab_size = {self.config.vocab_size}), got values in "
                 f"[{input_ids.min().item()}, {input_ids.max().item()}]"
             )
-        hidden, router_logits = self.model(input_ids)
+        if cache is not None and input_ids.shape[1] != 1:
+            raise ValueError(
+                "with a cache, input_ids must hold one token, shape (batch, 1), "
+                f"got {tuple(input_ids.shape)}"
+            )
+        hidden, router_logits, cache = self.model(input_ids, cache, return_cache)
         aux_loss = None
         if router_logits:
             aux_loss = self.config.router_aux_loss_coef * load_balancing_loss(
                 router_logits, self.config.num_experts, self.config.num_experts_per_tok
             )
-        return CausalLMOutput(self.lm_head(hidden), aux_loss, router_logits)
+        return CausalLMOutput(self.lm_head(hidden), aux_loss, router_logits, cache)
 
     @torch.no_grad()
     def num_parameters(self) -> int:
         """Distinct parameters (a tied lm_head counts once), to compare with ``count_params``."""
         return sum(p.numel() for p in self.parameters())
+
+    @torch.no_grad()
+    def generate(
+        self,
+        input_ids: Tensor,
+        max_new_tokens: int = 32,
+        temperature: float = 0.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        eos_token_id: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Prefill the prompt ``(b, L)``, then one token per step from the hybrid cache.
+
+        Greedy when ``temperature == 0`` (the default); otherwise samples from the softmax at that
+        temperature, restricted to the ``top_k`` most likely tokens and/or the smallest set whose
+        probability reaches ``top_p``. Rows that produced ``eos_token_id`` keep producing it.
+        Returns the prompt followed by the new tokens, ``(b, L + max_new_tokens)``.
+        """
+        if (
+            isinstance(max_new_tokens, bool)
+            or not isinstance(max_new_tokens, int)
+            or max_new_tokens < 0
+        ):
+            raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+        if not temperature >= 0:
+            raise ValueError(f"temperature must be >= 0, got {temperature!r}")
+        if top_k is not None and not (isinstance(top_k, int) and top_k >= 1):
+            raise ValueError(f"top_k must be a positive int or None, got {top_k!r}")
+        if top_p is not None and not 0 < top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1] or None, got {top_p!r}")
+        was_training = self.training
+        self.eval()
+        out = self(input_ids, return_cache=True)
+        for state in out.cache.layers:  # room for every new token: no copies while decoding
+            if isinstance(state, KVCache):
+                state.reserve(input_ids.shape[1] + max_new_tokens)
+        tokens, done = [input_ids], torch.zeros(input_ids.shape[0], dtype=torch.bool)
+        for i in range(max_new_tokens):
+            nxt = _pick(out.logits[:, -1].float(), temperature, top_k, top_p, generator)
+            if eos_token_id is not None:
+                nxt = torch.where(done, eos_token_id, nxt)
+                done |= nxt == eos_token_id
+            tokens.append(nxt[:, None])
+            if i + 1 < max_new_tokens:
+                out = self(nxt[:, None], cache=out.cache)
+        self.train(was_training)
+        return torch.cat(tokens, dim=1)
+
+
+def _pick(logits: Tensor, temperature: float, top_k, top_p, generator) -> Tensor:
+    """The next token of each row from its logits ``(b, vocab)``."""
+    if temperature == 0:
+        return logits.argmax(-1)
+    logits = logits / temperature
+    if top_k is not None:
+        kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        probs = torch.softmax(sorted_logits, dim=-1)
+        drop = probs.cumsum(-1) - probs >= top_p  # tokens after the nucleus is complete
+        logits = logits.scatter(-1, order, sorted_logits.masked_fill(drop, float("-inf")))
+    probs = torch.softmax(logits, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator)[:, 0]
