@@ -41,6 +41,7 @@ from .accounting import (
     param_breakdown,
 )
 from .attention import JambaAttention, KVCache
+from .checkpoint import from_pretrained
 from .config import JambaConfig
 from .mamba import JambaMambaMixer, MambaState
 from .model import JambaForCausalLM, JambaModel
@@ -66,6 +67,7 @@ __all__ = [
     "attention_params",
     "count_params",
     "exercises",
+    "from_pretrained",
     "kv_cache_bytes",
     "load_balancing_loss",
     "mamba_mixer_params",

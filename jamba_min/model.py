@@ -186,6 +186,18 @@ class JambaForCausalLM(nn.Module):
             )
         return CausalLMOutput(self.lm_head(hidden), aux_loss, router_logits, cache)
 
+    def load_hf_state_dict(self, sd) -> None:
+        """Load a transformers-style state dict, either expert layout (see ``checkpoint``)."""
+        from .checkpoint import load_hf_state_dict
+
+        load_hf_state_dict(self, sd)
+
+    def save_pretrained(self, path) -> None:
+        """Write ``config.json`` + ``model.safetensors`` in the published layout."""
+        from .checkpoint import save_pretrained
+
+        save_pretrained(self, path)
+
     @torch.no_grad()
     def num_parameters(self) -> int:
         """Distinct parameters (a tied lm_head counts once), to compare with ``count_params``."""
