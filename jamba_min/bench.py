@@ -5,6 +5,7 @@
     python -m jamba_min.bench scan --json results.json
     python -m jamba_min.bench triton --json benchmarks/triton_gpu.json   # needs a CUDA GPU
     python -m jamba_min.bench moe             # expert dispatch, chapter 7
+    python -m jamba_min.bench model           # training step and generation, chapter 8
 
 Every measurement runs in a fresh Python process, so that its peak memory (the growth of the
 process's maximum resident set during the timed calls) is its own. Times are the best of a few
@@ -374,6 +375,143 @@ def bench_moe(threads: int, repeat: int) -> dict:
             "ratios": ratios}  # fmt: skip
 
 
+# --------------------------------------------------------------------------- the model report
+MODEL_CONFIG = dict(
+    vocab_size=256, hidden_size=128, intermediate_size=256, num_hidden_layers=8,
+    num_attention_heads=4, num_key_value_heads=2, num_experts=4, num_experts_per_tok=2,
+    mamba_d_state=16, attn_layer_period=8, attn_layer_offset=4, expert_layer_period=2,
+    expert_layer_offset=1,
+)  # fmt: skip
+
+
+def bench_model(threads: int, repeat: int, skip_slow: bool = False) -> dict:
+    """A tiny hybrid, same weights in both: a training step (forward, backward, AdamW) at batch
+    8 × 256, and a 2048-token prefill plus 64 greedy tokens, against transformers' Jamba."""
+    import dataclasses
+
+    import torch
+    import torch.nn.functional as F
+    import transformers
+    from transformers.utils import logging
+
+    from jamba_min import JambaConfig, JambaForCausalLM
+
+    logging.set_verbosity_error()
+    torch.set_num_threads(threads)
+    cfg = JambaConfig(**MODEL_CONFIG)
+    torch.manual_seed(0)
+    ours = JambaForCausalLM(cfg)
+
+    def theirs(use_mambapy: bool):
+        hf_cfg = transformers.JambaConfig(**dataclasses.asdict(cfg), use_mambapy=use_mambapy)
+        model = transformers.JambaForCausalLM(hf_cfg)
+        model.load_state_dict(ours.state_dict())
+        return model
+
+    g = torch.Generator().manual_seed(0)
+    batch = torch.randint(0, cfg.vocab_size, (8, 257), generator=g)
+    x, y = batch[:, :-1], batch[:, 1:]
+
+    def step_fn(model, hf: bool):
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+        def step():
+            if hf:
+                out = model(x, output_router_logits=True, use_cache=False)
+                aux = cfg.router_aux_loss_coef * out.aux_loss
+            else:
+                out = model(x)
+                aux = out.aux_loss
+            loss = F.cross_entropy(out.logits.reshape(-1, cfg.vocab_size), y.reshape(-1)) + aux
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+        return step
+
+    def best(fn, n):
+        times = []
+        for _ in range(n):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    print(f"tiny hybrid {MODEL_CONFIG}, float32, {threads} threads, torch {torch.__version__}, "
+          f"transformers {transformers.__version__}")  # fmt: skip
+    results = {}
+    impls = [("jamba_min", ours, False), ("transformers (use_mambapy)", theirs(True), True)]
+    if not skip_slow:
+        impls.append(("transformers (default CPU path)", theirs(False), True))
+    for name, model, hf in impls:
+        model.train()
+        fn = step_fn(model, hf)
+        fn()  # warm-up (and the first AdamW state)
+        slow = name.endswith("CPU path)")
+        results[f"train step: {name}"] = best(fn, 1 if slow else repeat)
+        print(f"  training step (8 x 256), {name:<32} {results[f'train step: {name}']:8.3f} s",
+              flush=True)  # fmt: skip
+
+    prompt = torch.randint(0, cfg.vocab_size, (1, 2048), generator=g)
+    hf_gen = theirs(False).eval()
+    ours.eval()
+    with torch.no_grad():
+        gen = {
+            "jamba_min": lambda: ours.generate(prompt, max_new_tokens=64),
+            "transformers": lambda: hf_gen.generate(
+                prompt, max_new_tokens=64, min_new_tokens=64, do_sample=False, pad_token_id=0
+            ),
+        }
+        for name, fn in gen.items():
+            fn()
+            results[f"generate: {name}"] = best(fn, repeat)
+            print(f"  prefill 2048 + 64 greedy tokens, {name:<14} "
+                  f"{results[f'generate: {name}']:8.3f} s", flush=True)  # fmt: skip
+        # decode speed against context length: one token per step from the hybrid cache
+        for context in (64, 8192):
+            ids = torch.randint(0, cfg.vocab_size, (1, context), generator=g)
+            out = ours(ids, return_cache=True)
+            token = out.logits[:, -1:].argmax(-1)
+            cache = out.cache
+
+            def decode(cache=cache, token=token):
+                return ours(token, cache=cache)
+
+            for _ in range(3):
+                decode()
+            n = 64
+            start = time.perf_counter()
+            for _ in range(n):
+                decode()
+            rate = n / (time.perf_counter() - start)
+            results[f"decode tokens/s at context {context}"] = rate
+            print(f"  decode at context {context:>5}: {rate:7.1f} tokens/s", flush=True)
+
+    ratios = {}
+    ref = results["train step: jamba_min"]
+    for name in ("transformers (default CPU path)", "transformers (use_mambapy)"):
+        if f"train step: {name}" in results:
+            ratios[f"train step vs {name}"] = results[f"train step: {name}"] / ref
+    ratios["generate vs transformers"] = (
+        results["generate: transformers"] / results["generate: jamba_min"]
+    )
+    ratios["decode 8192 / decode 64"] = (
+        results["decode tokens/s at context 8192"] / results["decode tokens/s at context 64"]
+    )
+    goals = {
+        "train step vs transformers (default CPU path)": 50,
+        "train step vs transformers (use_mambapy)": 3,
+        "generate vs transformers": 3,
+    }
+    for name, r in ratios.items():
+        goal = f" (goal ≥ {goals[name]}×)" if name in goals else " (goal ≥ 0.85)"
+        print(f"  {name:<46} {r:7.2f}{goal}")
+    return {"benchmark": "model", "config": MODEL_CONFIG, "threads": threads,
+            "torch": torch.__version__, "transformers": transformers.__version__,
+            "python": platform.python_version(), "processor": _cpu_name(),
+            "results": results, "ratios": ratios}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "_child":
@@ -385,7 +523,10 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("what", choices=["scan", "triton", "moe"], help="what to benchmark")
+    parser.add_argument(
+        "what", choices=["scan", "triton", "moe", "model"], help="what to benchmark"
+    )
+    parser.add_argument("--skip-slow", action="store_true", help="model: skip the ~1 min baseline")
     parser.add_argument("--lengths", type=int, nargs="+", help="sequence lengths")
     parser.add_argument("--quick", action="store_true", help="L = 256 and 1024 only")
     parser.add_argument("--threads", type=int, default=2)
@@ -397,6 +538,8 @@ def main(argv: list[str] | None = None) -> int:
         report = bench_triton(args.lengths or [1024, 4096, 16384])
     elif args.what == "moe":
         report = bench_moe(args.threads, args.repeat)
+    elif args.what == "model":
+        report = bench_model(args.threads, args.repeat, args.skip_slow)
     else:
         lengths = [256, 1024] if args.quick else (args.lengths or [256, 1024, 4096])
         report = bench_scan(lengths, args.threads, args.repeat, args.impls)

@@ -92,7 +92,7 @@ def load_hf_state_dict(model: JambaForCausalLM, sd: Mapping[str, Tensor]) -> Non
                              ("shape mismatches", mismatched)):  # fmt: skip
             if items:
                 shown = items[:20] + ([f"… and {len(items) - 20} more"] if len(items) > 20 else [])
-                lines.append(f"{title} ({len(items)}): " + ", ".join(shown))
+                lines.append(f"{title} ({len(items)}):" + "".join(f"\n    {i}" for i in shown))
         raise ValueError("checkpoint does not fit the model:\n  " + "\n  ".join(lines))
     with torch.no_grad():
         for key, value in sd.items():

@@ -239,9 +239,12 @@ class JambaForCausalLM(nn.Module):
         for state in out.cache.layers:  # room for every new token: no copies while decoding
             if isinstance(state, KVCache):
                 state.reserve(input_ids.shape[1] + max_new_tokens)
-        tokens, done = [input_ids], torch.zeros(input_ids.shape[0], dtype=torch.bool)
+        tokens = [input_ids]
+        done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
         for i in range(max_new_tokens):
-            nxt = _pick(out.logits[:, -1].float(), temperature, top_k, top_p, generator)
+            last = out.logits[:, -1]
+            last = last.to(torch.promote_types(last.dtype, torch.float32))
+            nxt = _pick(last, temperature, top_k, top_p, generator)
             if eos_token_id is not None:
                 nxt = torch.where(done, eos_token_id, nxt)
                 done |= nxt == eos_token_id

@@ -65,8 +65,8 @@ def test_mismatches_are_listed_together():
     with pytest.raises(ValueError) as err:
         ours.load_hf_state_dict(sd)
     message = str(err.value)
-    assert "missing keys (1): model.final_layernorm.weight" in message
-    assert "unexpected keys (1): model.layers.0.extra.weight" in message
+    assert "missing keys (1):\n    model.final_layernorm.weight" in message
+    assert "unexpected keys (1):\n    model.layers.0.extra.weight" in message
     assert "model.embed_tokens.weight: checkpoint (5, 5), model (97, 32)" in message
 
 
