@@ -136,15 +136,20 @@ class JambaAttention(nn.Module):
             k, v = cache.keys, cache.values
         elif return_cache:
             cache = KVCache(k.contiguous(), v.contiguous())
-        groups = self.num_heads // self.num_kv_heads
-        k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)  # GQA
-        if self.impl == "eager":
+        gqa = self.num_heads != self.num_kv_heads
+        if self.impl == "eager":  # each key-value head serves H / G query heads: copy it
+            groups = self.num_heads // self.num_kv_heads
+            k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
             out = causal_attention(q, k, v, self.scale)
         elif k.shape[2] == L or L == 1:  # square causal, or one query that sees everything
-            out = F.scaled_dot_product_attention(q, k, v, is_causal=L > 1, scale=self.scale)
+            out = F.scaled_dot_product_attention(
+                q, k, v, is_causal=L > 1, scale=self.scale, enable_gqa=gqa
+            )  # enable_gqa: the kernel shares each key-value head without copying the cache
         else:  # several new tokens after a cache: the mask is offset
             T = k.shape[2]
             allowed = torch.ones(L, T, dtype=torch.bool, device=x.device).tril(T - L)
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, scale=self.scale)
+            out = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=allowed, scale=self.scale, enable_gqa=gqa
+            )
         out = self.o_proj(out.transpose(1, 2).reshape(b, L, -1))
         return (out, cache) if return_cache else out

@@ -118,7 +118,8 @@ class JambaMambaMixer(nn.Module):
         """
         dt, B, C = torch.split(self.x_proj(u), [self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt, B, C = self.dt_layernorm(dt), self.b_layernorm(B), self.c_layernorm(C)
-        return self.dt_proj.weight @ dt.transpose(1, 2), B, C  # the bias joins in the scan
+        # the bias joins in the scan; Δ is stored time-major, which the scan reads fastest
+        return F.linear(dt, self.dt_proj.weight).transpose(1, 2), B, C
 
     def _check(self, x: Tensor, what: str, dims: int) -> None:
         d = self.config.hidden_size
@@ -181,7 +182,7 @@ class JambaMambaMixer(nn.Module):
                 )
         u, z = self.in_proj(hidden_states).chunk(2, dim=-1)  # (b, d_inner) each
         window = torch.cat([state.conv[..., 1:], u[..., None]], dim=-1)  # (b, d_inner, d_conv)
-        u = (window * self.conv1d.weight[:, 0]).sum(-1)
+        u = torch.linalg.vecdot(window, self.conv1d.weight[:, 0])  # the conv's last output
         if self.conv1d.bias is not None:
             u = u + self.conv1d.bias
         u = self.act(u)
@@ -190,7 +191,9 @@ class JambaMambaMixer(nn.Module):
         B, C = _hi(B[:, 0]), _hi(C[:, 0])  # (b, d_state)
         A = -torch.exp(_hi(self.A_log))
         uf = _hi(u)
-        h = torch.exp(dt[..., None] * A) * state.ssm + (dt * uf)[..., None] * B[:, None]
-        y = (h * C[:, None]).sum(-1) + _hi(self.D) * uf
+        # h ← exp(ΔA) ⊙ h + (Δu) Bᵀ, then y = C·h + D u: one fused op each where torch has one
+        decayed = torch.exp(dt[..., None] * A) * state.ssm  # Ā ⊙ h          (b, d_inner, d_state)
+        h = torch.addcmul(decayed, (dt * uf)[..., None], B[:, None])  # + B̄u
+        y = torch.addcmul(torch.bmm(h, C[..., None])[..., 0], _hi(self.D), uf)
         y = y * F.silu(_hi(z))
         return self.out_proj(y.to(hidden_states.dtype)), MambaState(window, h)

@@ -11,7 +11,8 @@ dict as it is. No positional encoding anywhere.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import torch
 from torch import Tensor, nn
@@ -44,14 +45,23 @@ class HybridCache:
 
 @dataclass
 class CausalLMOutput:
-    """logits ``(b, L, vocab)``; aux_loss: the routers' load-balancing loss times
-    ``router_aux_loss_coef`` (None without MoE layers); router_logits: one ``(b·L, n)`` per MoE
-    layer; cache: the decoding state, when asked for."""
+    """logits ``(b, L, vocab)``; router_logits: one ``(b·L, n)`` per MoE layer; cache: the
+    decoding state, when asked for; aux_loss: the routers' load-balancing loss times
+    ``router_aux_loss_coef`` (None without MoE layers), computed when first read, so that
+    decoding, which never reads it, does not pay for it."""
 
     logits: Tensor
-    aux_loss: Tensor | None
     router_logits: list[Tensor]
     cache: HybridCache | None = None
+    config: JambaConfig | None = field(default=None, repr=False)
+
+    @cached_property
+    def aux_loss(self) -> Tensor | None:
+        if not self.router_logits:
+            return None
+        cfg = self.config
+        loss = load_balancing_loss(self.router_logits, cfg.num_experts, cfg.num_experts_per_tok)
+        return cfg.router_aux_loss_coef * loss
 
 
 class JambaDecoderLayer(nn.Module):
@@ -157,6 +167,11 @@ class JambaForCausalLM(nn.Module):
         ``return_cache=True`` returns the :class:`HybridCache` after the sequence (a prefill) in
         ``out.cache``; passing ``cache`` advances it by one token (``L`` must be 1).
         """
+        self._check_ids(input_ids, cache)
+        return self._forward(input_ids, cache, return_cache)
+
+    def _check_ids(self, input_ids: Tensor, cache: HybridCache | None) -> None:
+        """Integer ids of shape (batch, L) in [0, vocab_size); one token when given a cache."""
         if (
             not isinstance(input_ids, Tensor)
             or input_ids.dim() != 2
@@ -168,23 +183,29 @@ class JambaForCausalLM(nn.Module):
                 else type(input_ids).__name__
             )
             raise ValueError(f"input_ids must be an integer tensor of shape (batch, L), got {got}")
-        if input_ids.numel() and (input_ids.min() < 0 or input_ids.max() >= self.config.vocab_size):
-            raise ValueError(
-                f"input_ids must lie in [0, vocab_size = {self.config.vocab_size}), got values in "
-                f"[{input_ids.min().item()}, {input_ids.max().item()}]"
-            )
+        if input_ids.numel():
+            low, high = torch.aminmax(input_ids)
+            low, high = low.item(), high.item()
+            if low < 0 or high >= self.config.vocab_size:
+                raise ValueError(
+                    f"input_ids must lie in [0, vocab_size = {self.config.vocab_size}), got "
+                    f"values in [{low}, {high}]"
+                )
         if cache is not None and input_ids.shape[1] != 1:
             raise ValueError(
                 "with a cache, input_ids must hold one token, shape (batch, 1), "
                 f"got {tuple(input_ids.shape)}"
             )
+
+    def _forward(
+        self, input_ids: Tensor, cache: HybridCache | None, return_cache: bool, last_only=False
+    ) -> CausalLMOutput:
+        """:meth:`forward` without the checks (``generate`` feeds it tokens it made itself);
+        ``last_only``: logits of the last position only (all that a prefill needs)."""
         hidden, router_logits, cache = self.model(input_ids, cache, return_cache)
-        aux_loss = None
-        if router_logits:
-            aux_loss = self.config.router_aux_loss_coef * load_balancing_loss(
-                router_logits, self.config.num_experts, self.config.num_experts_per_tok
-            )
-        return CausalLMOutput(self.lm_head(hidden), aux_loss, router_logits, cache)
+        if last_only:
+            hidden = hidden[:, -1:]
+        return CausalLMOutput(self.lm_head(hidden), router_logits, cache, self.config)
 
     def load_hf_state_dict(self, sd) -> None:
         """Load a transformers-style state dict, either expert layout (see ``checkpoint``)."""
@@ -233,24 +254,28 @@ class JambaForCausalLM(nn.Module):
             raise ValueError(f"top_k must be a positive int or None, got {top_k!r}")
         if top_p is not None and not 0 < top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1] or None, got {top_p!r}")
+        self._check_ids(input_ids, None)
         was_training = self.training
         self.eval()
-        out = self(input_ids, return_cache=True)
-        for state in out.cache.layers:  # room for every new token: no copies while decoding
-            if isinstance(state, KVCache):
-                state.reserve(input_ids.shape[1] + max_new_tokens)
         tokens = [input_ids]
-        done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
-        for i in range(max_new_tokens):
-            last = out.logits[:, -1]
-            last = last.to(torch.promote_types(last.dtype, torch.float32))
-            nxt = _pick(last, temperature, top_k, top_p, generator)
-            if eos_token_id is not None:
-                nxt = torch.where(done, eos_token_id, nxt)
-                done |= nxt == eos_token_id
-            tokens.append(nxt[:, None])
-            if i + 1 < max_new_tokens:
-                out = self(nxt[:, None], cache=out.cache)
+        # inference_mode rather than no_grad: no autograd bookkeeping at all, which is a tenth
+        # of a decoding step's time; the tokens are concatenated outside it, as normal tensors
+        with torch.inference_mode():
+            out = self._forward(input_ids, None, True, last_only=True)
+            for state in out.cache.layers:  # room for every new token: no copies while decoding
+                if isinstance(state, KVCache):
+                    state.reserve(input_ids.shape[1] + max_new_tokens)
+            done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+            for i in range(max_new_tokens):
+                last = out.logits[:, -1]
+                last = last.to(torch.promote_types(last.dtype, torch.float32))
+                nxt = _pick(last, temperature, top_k, top_p, generator)
+                if eos_token_id is not None:
+                    nxt = torch.where(done, eos_token_id, nxt)
+                    done |= nxt == eos_token_id
+                tokens.append(nxt[:, None])
+                if i + 1 < max_new_tokens:
+                    out = self._forward(nxt[:, None], out.cache, False)
         self.train(was_training)
         return torch.cat(tokens, dim=1)
 

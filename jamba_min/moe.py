@@ -87,6 +87,10 @@ class Experts(nn.Module):
         K = experts.shape[1]
         if x.shape[0] == 0:
             return torch.zeros_like(x)
+        if x.shape[0] == 1:  # one token (decoding one sequence): its K experts, nothing to sort
+            w_up, w_down = self.gate_up_proj, self.down_proj
+            y = [self.expert((w_up[e], w_down[e]), x) for e in experts[0].tolist()]  # K × (1, d)
+            return weights.to(x.dtype) @ torch.cat(y)
         flat = experts.reshape(-1)
         order = torch.argsort(flat, stable=True)
         counts = torch.bincount(flat, minlength=self.gate_up_proj.shape[0]).tolist()

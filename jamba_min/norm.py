@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = ["RMSNorm"]
@@ -22,6 +23,9 @@ class RMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: Tensor) -> Tensor:
+        if x.dtype in (torch.float32, torch.float64) and x.dtype == self.weight.dtype:
+            # the same arithmetic as below in one call (a decoding step runs ~40 norms)
+            return F.rms_norm(x, self.weight.shape, self.weight, self.eps)
         x32 = x if x.dtype == torch.float64 else x.float()
         x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
         return self.weight * x32.to(x.dtype)

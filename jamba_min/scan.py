@@ -220,7 +220,8 @@ def selective_scan_parallel(
     """
     dtype = _compute_dtype(u)
     args = [None if t is None else t.to(dtype) for t in (u, delta, A, B, C, D, z, delta_bias)]
-    y, h_last = _ChunkedScan.apply(*args, delta_softplus)
+    grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in args)
+    y, h_last = _ChunkedScan.apply(*args, delta_softplus, grad)
     y = y.to(u.dtype)
     return (y, h_last) if return_last_state else y
 
@@ -250,6 +251,15 @@ def _softplus(x: Tensor) -> Tensor:
     return torch.where(x > 20, x, torch.log1p(torch.exp(torch.clamp(x, max=20))))
 
 
+def _time_major_like(x: Tensor) -> Tensor:
+    """An empty ``(b, c, L)`` tensor stored time-major, as a ``(b, L, c)`` tensor transposed.
+
+    Blocks are written into it as contiguous rows rather than transposed, and a caller that
+    goes on in the ``(b, L, c)`` layout (the Mamba layer's out_proj) needs no copy.
+    """
+    return x.new_empty(x.shape[0], x.shape[2], x.shape[1]).transpose(1, 2)
+
+
 class _Block:
     """One block of time in the scan's time-major layout ``(b, S, ·)``, zero-padded to S steps.
 
@@ -274,8 +284,9 @@ class _Block:
 
     def stage(self, x: Tensor) -> Tensor:
         """``x[:, :, block]`` of a channel-first tensor as a time-major ``(b, S, c)`` copy."""
-        out = x.new_zeros(x.shape[0], self.S, x.shape[1])
+        out = x.new_empty(x.shape[0], self.S, x.shape[1])
         out[:, : self.valid] = x[:, :, self.sl].transpose(1, 2)
+        out[:, self.valid :] = 0
         return out
 
     def put(self, target: Tensor, x: Tensor) -> None:
@@ -292,12 +303,13 @@ class _ChunkedScan(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, softplus):
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, softplus, grad):
         b, d, L = u.shape
         n = A.shape[1]
         T, chunks, blocks = _plan(b, d, n, L)
         S = T * chunks
-        out = torch.empty_like(u)
+        out = _time_major_like(u)
+        y_pre = _time_major_like(u) if z is not None and grad else None  # y before the gate
         h = u.new_zeros(b, d, n)
         bufs = u.new_empty(2, b, S, d, n)
         entering = []  # the state entering each chunk of each block
@@ -310,20 +322,23 @@ class _ChunkedScan(torch.autograd.Function):
             if D is not None:
                 y += D * blk.u
             if z is not None:
+                if grad:
+                    blk.put(y_pre, y)
                 y *= F.silu(blk.z)
             blk.put(out, y)
-        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, torch.stack(entering))
+        if grad:  # `grad`: whether a backward can follow (False under no_grad: keep nothing)
+            ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, torch.stack(entering), y_pre)
         ctx.config = (softplus, T, chunks)
         return out, h
 
     @staticmethod
     def backward(ctx, g_out: Tensor, g_h_last: Tensor | None):
-        u, delta, A, B, C, D, z, delta_bias, entering = ctx.saved_tensors
+        u, delta, A, B, C, D, z, delta_bias, entering, y_pre = ctx.saved_tensors
         softplus, T, chunks = ctx.config
         S, blocks = T * chunks, entering.shape[0]
-        g_u, g_delta = torch.empty_like(u), torch.empty_like(delta)
-        g_B, g_C = torch.empty_like(B), torch.empty_like(C)
-        g_z = torch.empty_like(z) if z is not None else None
+        g_u, g_delta = _time_major_like(u), _time_major_like(delta)
+        g_B, g_C = _time_major_like(B), _time_major_like(C)
+        g_z = _time_major_like(z) if z is not None else None
         g_A = torch.zeros_like(A)
         g_D = torch.zeros_like(D) if D is not None else None
         bufs = u.new_empty(3, u.shape[0], S, *entering.shape[-2:])
@@ -336,9 +351,7 @@ class _ChunkedScan(torch.autograd.Function):
             _scan_block(a, H, None, blk.dt, A, T, entering[k])  # H[:, t] = h_t again
             # through the gate and the skip: out = (C·h + D u) · silu(z)
             if z is not None:
-                y = torch.matmul(H, blk.C[..., None]).squeeze(-1)
-                if D is not None:
-                    y += D * blk.u
+                y = blk.stage(y_pre)
                 sig = torch.sigmoid(blk.z)
                 blk.put(g_z, g_y * y * sig * (1 + blk.z * (1 - sig)))
                 g_y *= blk.z * sig
@@ -352,7 +365,7 @@ class _ChunkedScan(torch.autograd.Function):
             G = a.mul_(lam)
             G[:, 1:].mul_(H[:, :-1])
             G[:, 0].mul_(entering[k][:, 0])
-            g_dt = (G * A).sum(-1) + g_du * blk.u
+            g_dt = torch.einsum("bsdn,dn->bsd", G, A).add_(g_du * blk.u)  # no (b,S,d,n) temporary
             g_A += G.mul_(blk.dt[..., None]).sum((0, 1))
             if softplus:
                 g_dt *= torch.sigmoid(blk.raw)
@@ -363,7 +376,7 @@ class _ChunkedScan(torch.autograd.Function):
                 g_u_blk += g_y * D
             blk.put(g_u, g_u_blk)
         g_bias = g_delta.sum((0, 2)) if delta_bias is not None else None
-        return g_u, g_delta, g_A, g_B, g_C, g_D, g_z, g_bias, None
+        return g_u, g_delta, g_A, g_B, g_C, g_D, g_z, g_bias, None, None
 
 
 def _discretize(
@@ -404,9 +417,9 @@ def _scan_block(
     a_j = a.view(b, chunks, T, d, n).unbind(2)  # a_j[j]: step j of every chunk, (b, chunks, d, n)
     x_j = x.view(b, chunks, T, d, n).unbind(2)
     if h_in is None:
-        local = x_j[0]
+        local = x_j[0].clone()  # each chunk's state from a zero start, updated in place
         for j in range(1, T):
-            local = torch.addcmul(x_j[j], a_j[j], local)
+            torch.addcmul(x_j[j], a_j[j], local, out=local)
         decay = torch.exp(dt.view(b, chunks, T, d).sum(2)[..., None] * A)  # Π Ā over each chunk
         h_in = torch.empty_like(local)  # the true state entering each chunk
         h_in[:, 0] = h0
@@ -431,9 +444,9 @@ def _scan_block_backward(
     chunks = S // T
     a_j = a.view(b, chunks, T, d, n).unbind(2)
     g_j = g.view(b, chunks, T, d, n).unbind(2)
-    local = g_j[T - 1]
+    local = g_j[T - 1].clone()
     for j in range(T - 2, -1, -1):
-        local = torch.addcmul(g_j[j], a_j[j + 1], local)
+        torch.addcmul(g_j[j], a_j[j + 1], local, out=local)
     # a chunk's first λ responds to what enters at its end through Ā_1 ⋯ Ā_{T-1} of the chunk
     decay = torch.exp(dt.view(b, chunks, T, d)[:, :, 1:].sum(2)[..., None] * A)
     rho_in = torch.empty_like(local)  # what flows into each chunk's last step from the next
