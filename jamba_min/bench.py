@@ -429,28 +429,35 @@ def bench_model(threads: int, repeat: int, skip_slow: bool = False) -> dict:
 
         return step
 
-    def best(fn, n):
-        times = []
-        for _ in range(n):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-        return min(times)
+    def interleaved(fns: dict, rounds: int) -> dict:
+        """Best time of each function over `rounds` rounds that run them in turn, so that a
+        slow spell of a shared machine falls on all of them rather than on one."""
+        times = {name: [] for name in fns}
+        for _ in range(rounds):
+            for name, fn in fns.items():
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
+        return {name: min(t) for name, t in times.items()}
 
     print(f"tiny hybrid {MODEL_CONFIG}, float32, {threads} threads, torch {torch.__version__}, "
           f"transformers {transformers.__version__}")  # fmt: skip
     results = {}
-    impls = [("jamba_min", ours, False), ("transformers (use_mambapy)", theirs(True), True)]
+    impls = {"jamba_min": (ours, False), "transformers (use_mambapy)": (theirs(True), True)}
     if not skip_slow:
-        impls.append(("transformers (default CPU path)", theirs(False), True))
-    for name, model, hf in impls:
+        impls["transformers (default CPU path)"] = (theirs(False), True)
+    steps = {}
+    for name, (model, hf) in impls.items():
         model.train()
-        fn = step_fn(model, hf)
-        fn()  # warm-up (and the first AdamW state)
-        slow = name.endswith("CPU path)")
-        results[f"train step: {name}"] = best(fn, 1 if slow else repeat)
-        print(f"  training step (8 x 256), {name:<32} {results[f'train step: {name}']:8.3f} s",
-              flush=True)  # fmt: skip
+        steps[name] = step_fn(model, hf)
+        steps[name]()  # warm-up (and the first AdamW state)
+    slow = steps.pop("transformers (default CPU path)", None)
+    best = interleaved(steps, repeat)
+    if slow is not None:
+        best["transformers (default CPU path)"] = interleaved({"slow": slow}, 1)["slow"]
+    for name, t in best.items():
+        results[f"train step: {name}"] = t
+        print(f"  training step (8 x 256), {name:<32} {t:8.3f} s", flush=True)
 
     prompt = torch.randint(0, cfg.vocab_size, (1, 2048), generator=g)
     hf_gen = theirs(False).eval()
@@ -462,28 +469,26 @@ def bench_model(threads: int, repeat: int, skip_slow: bool = False) -> dict:
                 prompt, max_new_tokens=64, min_new_tokens=64, do_sample=False, pad_token_id=0
             ),
         }
-        for name, fn in gen.items():
-            fn()
-            results[f"generate: {name}"] = best(fn, repeat)
-            print(f"  prefill 2048 + 64 greedy tokens, {name:<14} "
-                  f"{results[f'generate: {name}']:8.3f} s", flush=True)  # fmt: skip
+        for fn in gen.values():
+            fn()  # warm-up
+        for name, t in interleaved(gen, repeat).items():
+            results[f"generate: {name}"] = t
+            print(f"  prefill 2048 + 64 greedy tokens, {name:<14} {t:8.3f} s", flush=True)
         # decode speed against context length: one token per step from the hybrid cache
+        decoders = {}
         for context in (64, 8192):
             ids = torch.randint(0, cfg.vocab_size, (1, context), generator=g)
             out = ours(ids, return_cache=True)
             token = out.logits[:, -1:].argmax(-1)
-            cache = out.cache
 
-            def decode(cache=cache, token=token):
-                return ours(token, cache=cache)
+            def decode(cache=out.cache, token=token, n=32):
+                for _ in range(n):
+                    ours(token, cache=cache)
 
-            for _ in range(3):
-                decode()
-            n = 64
-            start = time.perf_counter()
-            for _ in range(n):
-                decode()
-            rate = n / (time.perf_counter() - start)
+            decode(n=3)
+            decoders[context] = decode
+        for context, t in interleaved(decoders, 2 * repeat).items():
+            rate = 32 / t
             results[f"decode tokens/s at context {context}"] = rate
             print(f"  decode at context {context:>5}: {rate:7.1f} tokens/s", flush=True)
 

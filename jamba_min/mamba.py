@@ -32,7 +32,7 @@ from .config import JambaConfig
 from .norm import RMSNorm
 from .scan import selective_scan
 
-__all__ = ["ACTIVATIONS", "JambaMambaMixer", "MambaState"]
+__all__ = ["ACTIVATIONS", "JambaMambaMixer", "MambaState", "causal_conv1d"]
 
 #: The activations ``hidden_act`` can name (transformers' ACT2FN entries that Jamba uses).
 ACTIVATIONS = {
@@ -46,6 +46,54 @@ ACTIVATIONS = {
 def _hi(t: Tensor) -> Tensor:
     """The SSM runs in float32, or in float64 for a float64 model."""
     return t if t.dtype == torch.float64 else t.float()
+
+
+class _CausalConv(torch.autograd.Function):
+    """Depthwise causal convolution in the time-major layout, with a hand-written backward.
+
+    u: ``(b, L, c)`` (any strides), weight ``(c, K)``, bias ``(c,)`` or None →
+    y ``(b, L, c)`` with y_t = bias + Σ_k weight[:, k] ⊙ u_{t-K+1+k} (u_t = 0 before the start).
+    Equal to ``F.conv1d(u.mT, weight[:, None], bias, padding=K-1, groups=c)[..., :L].mT``, but K
+    multiply-adds over contiguous rows, forward and backward, beat oneDNN's depthwise kernel on
+    a CPU and leave every tensor time-major, as x_proj and the scan want them.
+    """
+
+    @staticmethod
+    def forward(ctx, u: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        K, L = weight.shape[1], u.shape[1]
+        w = weight.t()  # (K, c): w[k] multiplies the input k - K + 1 steps back
+        u_pad = F.pad(u, (0, 0, K - 1, 0))  # (b, L + K - 1, c), zeros before the start
+        y = u_pad[:, K - 1 :] * w[K - 1]
+        for k in range(K - 1):
+            y.addcmul_(u_pad[:, k : k + L], w[k])
+        if bias is not None:
+            y += bias
+        ctx.save_for_backward(u_pad, weight)
+        ctx.has_bias = bias is not None
+        return y
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        u_pad, weight = ctx.saved_tensors
+        K, L = weight.shape[1], g.shape[1]
+        w = weight.t()
+        g_pad = F.pad(g, (0, 0, 0, K - 1))  # (b, L + K - 1, c), zeros after the end
+        g_u = g * w[K - 1]  # u_t reaches y_{t + K - 1 - k} through w[k]
+        for k in range(K - 1):
+            g_u.addcmul_(g_pad[:, K - 1 - k : K - 1 - k + L], w[k])
+        g_w = torch.stack([(g * u_pad[:, k : k + L]).sum((0, 1)) for k in range(K)], dim=1)
+        g_bias = g.sum((0, 1)) if ctx.has_bias else None
+        return g_u, g_w, g_bias
+
+
+def causal_conv1d(u: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """Depthwise causal convolution, time-major: ``(b, L, c)`` → ``(b, L, c)``.
+
+    ``weight`` ``(c, K)`` (``conv1d.weight[:, 0]``), ``bias`` ``(c,)``; computed in float32 for
+    half-precision inputs (float64 stays float64), returned in ``u``'s dtype.
+    """
+    hi = [None if t is None else _hi(t) for t in (u, weight, bias)]
+    return _CausalConv.apply(*hi).to(u.dtype)
 
 
 @dataclass
@@ -140,21 +188,30 @@ class JambaMambaMixer(nn.Module):
         prefill), from which :meth:`step` continues.
         """
         self._check(hidden_states, "JambaMambaMixer", 3)
-        L = hidden_states.shape[1]
-        u, z = self.in_proj(hidden_states).transpose(1, 2).chunk(2, dim=1)  # (b, d_inner, L) each
+        u, z = self.in_proj(hidden_states).chunk(2, dim=-1)  # (b, L, d_inner) each
         conv_in = u
-        u = self.act(self.conv1d(u)[..., :L])  # causal: output t sees inputs t-K+1 … t
-        dt, B, C = self._ssm_params(u.transpose(1, 2))
+        # causal: output t sees inputs t-K+1 … t (nn.Conv1d with K-1 padding, cut to L steps)
+        u = self.act(causal_conv1d(u, self.conv1d.weight[:, 0], self.conv1d.bias))
+        dt, B, C = self._ssm_params(u)
         A = -torch.exp(_hi(self.A_log))
         y = selective_scan(
-            u, dt, A, B.transpose(1, 2), C.transpose(1, 2), D=_hi(self.D), z=z,
-            delta_bias=_hi(self.dt_proj.bias), delta_softplus=True,
-            return_last_state=return_state, backend=self.scan_backend,
-        )  # fmt: skip
+            u.transpose(1, 2),
+            dt,
+            A,
+            B.transpose(1, 2),
+            C.transpose(1, 2),
+            D=_hi(self.D),
+            z=z.transpose(1, 2),
+            delta_bias=_hi(self.dt_proj.bias),
+            delta_softplus=True,
+            return_last_state=return_state,
+            backend=self.scan_backend,
+        )  # fmt: skip  (the scan's layout is channel-first, (b, d_inner, L))
         if not return_state:
             return self.out_proj(y.transpose(1, 2).to(hidden_states.dtype))
         y, h = y
-        conv = F.pad(conv_in, (max(0, self.d_conv - L), 0))[..., -self.d_conv :]
+        tail = conv_in[:, -self.d_conv :].transpose(1, 2)  # the last ≤ d_conv inputs
+        conv = F.pad(tail, (self.d_conv - tail.shape[2], 0))  # (b, d_inner, d_conv)
         return self.out_proj(y.transpose(1, 2).to(hidden_states.dtype)), MambaState(conv, h)
 
     # ------------------------------------------------------------------ one token
