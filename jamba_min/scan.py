@@ -416,7 +416,9 @@ def _scan_block(
     chunks = S // T
     a_j = a.view(b, chunks, T, d, n).unbind(2)  # a_j[j]: step j of every chunk, (b, chunks, d, n)
     x_j = x.view(b, chunks, T, d, n).unbind(2)
-    if h_in is None:
+    if h_in is None and chunks == 1:
+        h_in = h0[:, None]
+    elif h_in is None:
         local = x_j[0].clone()  # each chunk's state from a zero start, updated in place
         for j in range(1, T):
             torch.addcmul(x_j[j], a_j[j], local, out=local)
@@ -444,6 +446,11 @@ def _scan_block_backward(
     chunks = S // T
     a_j = a.view(b, chunks, T, d, n).unbind(2)
     g_j = g.view(b, chunks, T, d, n).unbind(2)
+    if chunks == 1:  # one chunk: a plain reverse scan
+        g_j[T - 1].add_(rho[:, None])
+        for j in range(T - 2, -1, -1):
+            g_j[j].addcmul_(a_j[j + 1], g_j[j + 1])
+        return a_j[0][:, 0] * g_j[0][:, 0]
     local = g_j[T - 1].clone()
     for j in range(T - 2, -1, -1):
         torch.addcmul(g_j[j], a_j[j + 1], local, out=local)

@@ -174,3 +174,43 @@ def test_activations_cover_the_config():
 def test_bad_input(call, message):
     with pytest.raises(ValueError, match=message):
         call(pair("tiny")[0])
+
+
+@pytest.mark.parametrize("K", [1, 2, 4])
+@pytest.mark.parametrize("L", [1, 3, 9])
+@pytest.mark.parametrize("bias", [True, False])
+def test_causal_conv1d_equals_nn_conv1d(K, L, bias):
+    """The time-major depthwise conv and its hand-written backward against nn.Conv1d."""
+    from jamba_min.mamba import causal_conv1d
+
+    torch.manual_seed(K * 100 + L)
+    c = 5
+    conv = torch.nn.Conv1d(c, c, K, groups=c, padding=K - 1, bias=bias).double()
+    u = torch.randn(2, L, 2 * c, dtype=torch.float64)[..., :c].requires_grad_()  # strided view
+    ours = causal_conv1d(u, conv.weight[:, 0], conv.bias)
+    ref = conv(u.transpose(1, 2))[..., :L].transpose(1, 2)
+    torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
+    g = torch.randn_like(ref)
+    params = [u, conv.weight] + ([conv.bias] if bias else [])
+    ours_grads = torch.autograd.grad(ours, params, g)
+    ref_grads = torch.autograd.grad(ref, params, g)
+    for a, b in zip(ours_grads, ref_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    w, bb = conv.weight[:, 0].detach().requires_grad_(), None
+    if bias:
+        bb = conv.bias.detach().requires_grad_()
+    x = u.detach().requires_grad_()
+    assert torch.autograd.gradcheck(
+        lambda x, w, *b: causal_conv1d(x, w, *b), (x, w, *([bb] if bias else []))
+    )
+
+
+def test_causal_conv1d_half_precision_computes_in_float32():
+    from jamba_min.mamba import causal_conv1d
+
+    u = torch.randn(1, 6, 3).bfloat16()
+    w, b = torch.randn(3, 4), torch.randn(3)
+    ours = causal_conv1d(u, w.bfloat16(), b.bfloat16())
+    assert ours.dtype == torch.bfloat16
+    ref = causal_conv1d(u.float(), w.bfloat16().float(), b.bfloat16().float())
+    torch.testing.assert_close(ours.float(), ref, rtol=1e-2, atol=1e-2)
