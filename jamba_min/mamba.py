@@ -160,14 +160,14 @@ class JambaMambaMixer(nn.Module):
 
     # ------------------------------------------------------------------ pieces
     def _ssm_params(self, u: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Δ (before bias and softplus), B, C from the conv output u ``(b, L, d_inner)``.
+        """Δ (before bias and softplus), B, C from the conv output u ``(..., d_inner)``.
 
-        Returns Δ ``(b, d_inner, L)`` and B, C ``(b, L, d_state)``.
+        Returns Δ ``(..., d_inner)`` and B, C ``(..., d_state)``: ``(b, L, ·)`` for a sequence,
+        ``(b, ·)`` for one token. The bias of ``dt_proj`` is left to the scan (or the step).
         """
         dt, B, C = torch.split(self.x_proj(u), [self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt, B, C = self.dt_layernorm(dt), self.b_layernorm(B), self.c_layernorm(C)
-        # the bias joins in the scan; Δ is stored time-major, which the scan reads fastest
-        return F.linear(dt, self.dt_proj.weight).transpose(1, 2), B, C
+        return F.linear(dt, self.dt_proj.weight), B, C
 
     def _check(self, x: Tensor, what: str, dims: int) -> None:
         d = self.config.hidden_size
@@ -194,19 +194,12 @@ class JambaMambaMixer(nn.Module):
         u = self.act(causal_conv1d(u, self.conv1d.weight[:, 0], self.conv1d.bias))
         dt, B, C = self._ssm_params(u)
         A = -torch.exp(_hi(self.A_log))
+        # the scan's layout is channel-first, (b, d_inner, L): transposed views, no copies
         y = selective_scan(
-            u.transpose(1, 2),
-            dt,
-            A,
-            B.transpose(1, 2),
-            C.transpose(1, 2),
-            D=_hi(self.D),
-            z=z.transpose(1, 2),
-            delta_bias=_hi(self.dt_proj.bias),
-            delta_softplus=True,
-            return_last_state=return_state,
-            backend=self.scan_backend,
-        )  # fmt: skip  (the scan's layout is channel-first, (b, d_inner, L))
+            u.transpose(1, 2), dt.transpose(1, 2), A, B.transpose(1, 2), C.transpose(1, 2),
+            D=_hi(self.D), z=z.transpose(1, 2), delta_bias=_hi(self.dt_proj.bias),
+            delta_softplus=True, return_last_state=return_state, backend=self.scan_backend,
+        )  # fmt: skip
         if not return_state:
             return self.out_proj(y.transpose(1, 2).to(hidden_states.dtype))
         y, h = y
@@ -243,9 +236,9 @@ class JambaMambaMixer(nn.Module):
         if self.conv1d.bias is not None:
             u = u + self.conv1d.bias
         u = self.act(u)
-        dt, B, C = self._ssm_params(u[:, None])
-        dt = F.softplus(_hi(dt[..., 0]) + _hi(self.dt_proj.bias))  # (b, d_inner)
-        B, C = _hi(B[:, 0]), _hi(C[:, 0])  # (b, d_state)
+        dt, B, C = self._ssm_params(u)
+        dt = F.softplus(_hi(dt) + _hi(self.dt_proj.bias))  # (b, d_inner)
+        B, C = _hi(B), _hi(C)  # (b, d_state)
         A = -torch.exp(_hi(self.A_log))
         uf = _hi(u)
         # h ← exp(ΔA) ⊙ h + (Δu) Bᵀ, then y = C·h + D u: one fused op each where torch has one
