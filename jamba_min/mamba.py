@@ -77,12 +77,16 @@ class _CausalConv(torch.autograd.Function):
         u_pad, weight = ctx.saved_tensors
         K, L = weight.shape[1], g.shape[1]
         w = weight.t()
-        g_pad = F.pad(g, (0, 0, 0, K - 1))  # (b, L + K - 1, c), zeros after the end
-        g_u = g * w[K - 1]  # u_t reaches y_{t + K - 1 - k} through w[k]
-        for k in range(K - 1):
-            g_u.addcmul_(g_pad[:, K - 1 - k : K - 1 - k + L], w[k])
-        g_w = torch.stack([(g * u_pad[:, k : k + L]).sum((0, 1)) for k in range(K)], dim=1)
-        g_bias = g.sum((0, 1)) if ctx.has_bias else None
+        g_u = g_w = g_bias = None
+        if ctx.needs_input_grad[0]:
+            g_pad = F.pad(g, (0, 0, 0, K - 1))  # (b, L + K - 1, c), zeros after the end
+            g_u = g * w[K - 1]  # u_t reaches y_{t + K - 1 - k} through w[k]
+            for k in range(K - 1):
+                g_u.addcmul_(g_pad[:, K - 1 - k : K - 1 - k + L], w[k])
+        if ctx.needs_input_grad[1]:
+            g_w = torch.stack([(g * u_pad[:, k : k + L]).sum((0, 1)) for k in range(K)], dim=1)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            g_bias = g.sum((0, 1))
         return g_u, g_w, g_bias
 
 

@@ -214,3 +214,15 @@ def test_causal_conv1d_half_precision_computes_in_float32():
     assert ours.dtype == torch.bfloat16
     ref = causal_conv1d(u.float(), w.bfloat16().float(), b.bfloat16().float())
     torch.testing.assert_close(ours.float(), ref, rtol=1e-2, atol=1e-2)
+
+
+def test_causal_conv1d_gradient_of_the_input_alone():
+    """Frozen weights: only the input's gradient is computed, and it is right."""
+    from jamba_min.mamba import causal_conv1d
+
+    u = torch.randn(2, 7, 3, dtype=torch.float64, requires_grad=True)
+    w, b = torch.randn(3, 4, dtype=torch.float64), torch.randn(3, dtype=torch.float64)
+    (ours,) = torch.autograd.grad(causal_conv1d(u, w, b).square().sum(), u)
+    ref_out = torch.nn.functional.conv1d(u.transpose(1, 2), w[:, None], b, padding=3, groups=3)
+    (ref,) = torch.autograd.grad(ref_out[..., :7].square().sum(), u)
+    torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
