@@ -1,0 +1,290 @@
+"""The chunked selective scan: pure PyTorch, no Python loop over single time steps (chapter 3).
+
+``selective_scan_parallel`` computes what :func:`jamba_min.selective_scan` specifies (mamba_ssm's
+semantics, channel-first shapes) in a custom ``autograd.Function`` with a hand-written backward:
+
+* time is processed in **blocks** that fit in the CPU's cache, converted to a time-major layout
+  ``(b, S, d, n)`` per block, so that each step's state is contiguous;
+* inside a block, **chunks** of T ≈ √S steps are scanned side by side from a zero state, the true
+  state is carried from chunk to chunk with the product of their Ā (exp(A·ΣΔ)), and each chunk is
+  rescanned from its true entering state, in place (:func:`_scan_block`);
+* the backward keeps only the state entering each chunk (and y before the gate), recomputes each
+  block's states from them, and runs the adjoint recurrence with the same three passes
+  (:func:`_scan_block_backward`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["selective_scan_parallel"]
+
+
+def selective_scan_parallel(
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None = None,
+    z: Tensor | None = None,
+    delta_bias: Tensor | None = None,
+    delta_softplus: bool = False,
+    return_last_state: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """The selective scan as a blocked, chunked scan; shapes as :func:`selective_scan` (no checks).
+
+    Everything, bias, softplus, ``D`` and the gate included, runs in :class:`_ChunkedScan`, one
+    block of time at a time, with a backward written by hand.
+    """
+    dtype = torch.float64 if u.dtype == torch.float64 else torch.float32
+    args = [None if t is None else t.to(dtype) for t in (u, delta, A, B, C, D, z, delta_bias)]
+    grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in args)
+    y, h_last = _ChunkedScan.apply(*args, delta_softplus, grad)
+    y = y.to(u.dtype)
+    return (y, h_last) if return_last_state else y
+
+
+# Elements of one (batch, block, d_inner, d_state) tensor: 2**21 floats = 8 MiB in float32, so
+# that the handful of block-sized tensors that a block needs stay in the CPU's cache.
+_BLOCK_ELEMENTS = 2**21
+
+
+def _plan(b: int, d: int, n: int, L: int) -> tuple[int, int, int]:
+    """Chunk length T, chunks per block and number of blocks for a sequence of L steps.
+
+    A block holds about ``_BLOCK_ELEMENTS`` state elements. Scanning a block of S = T·chunks
+    steps takes about 2T + chunks sequential operations, few for T ≈ √S. The sizes are rounded
+    so that the blocks cover L with as little padding as possible.
+    """
+    steps = max(1, min(L, _BLOCK_ELEMENTS // (b * d * n)))
+    blocks = -(-L // steps)
+    per_block = -(-L // blocks)
+    T = max(1, math.isqrt(per_block))
+    chunks = -(-per_block // T)
+    return T, chunks, -(-L // (T * chunks))
+
+
+def _softplus(x: Tensor) -> Tensor:
+    """softplus with torch's threshold (x itself above 20); faster than F.softplus on a CPU."""
+    return torch.where(x > 20, x, torch.log1p(torch.exp(torch.clamp(x, max=20))))
+
+
+def _time_major_like(x: Tensor) -> Tensor:
+    """An empty ``(b, c, L)`` tensor stored time-major, as a ``(b, L, c)`` tensor transposed.
+
+    Blocks are written into it as contiguous rows rather than transposed, and a caller that
+    goes on in the ``(b, L, c)`` layout (the Mamba layer's out_proj) needs no copy.
+    """
+    return x.new_empty(x.shape[0], x.shape[2], x.shape[1]).transpose(1, 2)
+
+
+class _Block:
+    """One block of time in the scan's time-major layout ``(b, S, ·)``, zero-padded to S steps.
+
+    Steps past the end of the sequence get Δ = 0, so Ā = 1 and B̄u = 0: the state passes
+    through them unchanged.
+    """
+
+    def __init__(self, k, S, u, delta, B, C, z, delta_bias, softplus):
+        L = u.shape[2]
+        self.sl = slice(k * S, min((k + 1) * S, L))
+        self.valid, self.S = self.sl.stop - self.sl.start, S
+        self.raw = self.stage(delta)  # Δ + bias, before softplus
+        if delta_bias is not None:
+            self.raw += delta_bias
+        self.dt = _softplus(self.raw) if softplus else self.raw
+        if self.valid < S:
+            self.dt[:, self.valid :] = 0
+        self.u = self.stage(u)
+        self.du = self.dt * self.u
+        self.B, self.C = self.stage(B), self.stage(C)
+        self.z = self.stage(z) if z is not None else None
+
+    def stage(self, x: Tensor) -> Tensor:
+        """``x[:, :, block]`` of a channel-first tensor as a time-major ``(b, S, c)`` copy."""
+        out = x.new_empty(x.shape[0], self.S, x.shape[1])
+        out[:, : self.valid] = x[:, :, self.sl].transpose(1, 2)
+        out[:, self.valid :] = 0
+        return out
+
+    def put(self, target: Tensor, x: Tensor) -> None:
+        """Write a time-major block result ``(b, S, c)`` into the channel-first ``target``."""
+        target[:, :, self.sl] = x[:, : self.valid].transpose(1, 2)
+
+
+class _ChunkedScan(torch.autograd.Function):
+    """The whole selective scan, one block of time at a time; the backward recomputes per block.
+
+    Inside a block the layout is time-major, ``(b, S, d, n)``, so that each step's ``(d, n)``
+    state is contiguous and the per-step outputs are batched matrix products. The backward keeps
+    only the state entering each chunk: one ``(b, d, n)`` state per T steps.
+    """
+
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, softplus, grad):
+        b, d, L = u.shape
+        n = A.shape[1]
+        T, chunks, blocks = _plan(b, d, n, L)
+        S = T * chunks
+        out = _time_major_like(u)
+        y_pre = _time_major_like(u) if z is not None and grad else None  # y before the gate
+        h = u.new_zeros(b, d, n)
+        bufs = u.new_empty(2, b, S, d, n)
+        entering = []  # the state entering each chunk of each block
+        for k in range(blocks):
+            blk = _Block(k, S, u, delta, B, C, z, delta_bias, softplus)
+            a, H = _discretize(blk.dt, blk.du, A, blk.B, *bufs)
+            h, h_in = _scan_block(a, H, h, blk.dt, A, T)
+            entering.append(h_in)
+            y = torch.matmul(H, blk.C[..., None]).squeeze(-1)  # y_t = C_t · h_t    (b, S, d)
+            if D is not None:
+                y += D * blk.u
+            if z is not None:
+                if grad:
+                    blk.put(y_pre, y)
+                y *= F.silu(blk.z)
+            blk.put(out, y)
+        if grad:  # `grad`: whether a backward can follow (False under no_grad: keep nothing)
+            ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, torch.stack(entering), y_pre)
+        ctx.config = (softplus, T, chunks)
+        return out, h
+
+    @staticmethod
+    def backward(ctx, g_out: Tensor, g_h_last: Tensor | None):
+        u, delta, A, B, C, D, z, delta_bias, entering, y_pre = ctx.saved_tensors
+        softplus, T, chunks = ctx.config
+        S, blocks = T * chunks, entering.shape[0]
+        g_u, g_delta = _time_major_like(u), _time_major_like(delta)
+        g_B, g_C = _time_major_like(B), _time_major_like(C)
+        g_z = _time_major_like(z) if z is not None else None
+        g_A = torch.zeros_like(A)
+        g_D = torch.zeros_like(D) if D is not None else None
+        bufs = u.new_empty(3, u.shape[0], S, *entering.shape[-2:])
+        # ρ: the adjoint flowing into a block's last step from the steps after the block
+        rho = g_h_last if g_h_last is not None else torch.zeros_like(bufs[0, :, 0])
+        for k in reversed(range(blocks)):
+            blk = _Block(k, S, u, delta, B, C, z, delta_bias, softplus)
+            g_y = blk.stage(g_out)
+            a, H = _discretize(blk.dt, blk.du, A, blk.B, bufs[0], bufs[1])
+            _scan_block(a, H, None, blk.dt, A, T, entering[k])  # H[:, t] = h_t again
+            # through the gate and the skip: out = (C·h + D u) · silu(z)
+            if z is not None:
+                y = blk.stage(y_pre)
+                sig = torch.sigmoid(blk.z)
+                blk.put(g_z, g_y * y * sig * (1 + blk.z * (1 - sig)))
+                g_y *= blk.z * sig
+            blk.put(g_C, torch.matmul(g_y[:, :, None, :], H).squeeze(2))  # Σ_d g_y h
+            lam = torch.mul(g_y[..., None], blk.C[:, :, None, :], out=bufs[2])  # ∂L/∂h_t ...
+            rho = _scan_block_backward(a, lam, rho, blk.dt, A, T)  # ... then λ_t in place
+            # B̄u_t = Δu_t B_t receives λ_t: B through Δu, and Δu through B
+            blk.put(g_B, torch.matmul(blk.du[:, :, None, :], lam).squeeze(2))
+            g_du = torch.matmul(lam, blk.B[..., None]).squeeze(-1)  # Σ_n λ B     (b, S, d)
+            # Ā_t = exp(Δ_t A) receives λ_t ⊙ h_{t-1}; G = λ_t ⊙ h_{t-1} ⊙ Ā_t is ∂L/∂(Δ_t A)
+            G = a.mul_(lam)
+            G[:, 1:].mul_(H[:, :-1])
+            G[:, 0].mul_(entering[k][:, 0])
+            g_dt = torch.einsum("bsdn,dn->bsd", G, A).add_(g_du * blk.u)  # no (b,S,d,n) temporary
+            g_A += G.mul_(blk.dt[..., None]).sum((0, 1))
+            if softplus:
+                g_dt *= torch.sigmoid(blk.raw)
+            blk.put(g_delta, g_dt)
+            g_u_blk = g_du * blk.dt
+            if D is not None:
+                g_D += (g_y * blk.u).sum((0, 1))
+                g_u_blk += g_y * D
+            blk.put(g_u, g_u_blk)
+        g_bias = g_delta.sum((0, 2)) if delta_bias is not None else None
+        return g_u, g_delta, g_A, g_B, g_C, g_D, g_z, g_bias, None, None
+
+
+def _discretize(
+    dt: Tensor, du: Tensor, A: Tensor, B: Tensor, a: Tensor, x: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Ā = exp(Δ A) and B̄u = Δu·B for one block, written into ``a`` and ``x`` (b, S, d, n).
+
+    The buffers are reused from block to block: fresh multi-megabyte tensors would cost a page
+    fault per 4 KiB on first touch, which on a CPU takes longer than the arithmetic.
+    """
+    torch.mul(dt[..., None], A, out=a).exp_()
+    torch.mul(du[..., None], B[:, :, None, :], out=x)
+    return a, x
+
+
+def _scan_block(
+    a: Tensor,
+    x: Tensor,
+    h0: Tensor | None,
+    dt: Tensor,
+    A: Tensor,
+    T: int,
+    h_in: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Scan one block in place: on return ``x[:, t]`` holds h_t.
+
+    a, x: ``(b, S, d, n)`` with S = T·chunks; h0: ``(b, d, n)`` the state before the block.
+    Three passes, none of them a loop over the block's S single steps:
+    1. scan every chunk from a zero state, all chunks side by side (T steps of chunk-wide ops);
+    2. carry the true state across chunks (one step per chunk): a chunk multiplies the state
+       entering it by the product of its Ā, which is exp(A·ΣΔ), and adds its local final state;
+    3. rescan every chunk from its true entering state, in place (T steps again).
+    Given the entering states ``h_in`` ``(b, chunks, d, n)`` of a previous call, only pass 3
+    runs. Returns the block's last state and ``h_in``.
+    """
+    b, S, d, n = x.shape
+    chunks = S // T
+    a_j = a.view(b, chunks, T, d, n).unbind(2)  # a_j[j]: step j of every chunk, (b, chunks, d, n)
+    x_j = x.view(b, chunks, T, d, n).unbind(2)
+    if h_in is None and chunks == 1:
+        h_in = h0[:, None]
+    elif h_in is None:
+        local = x_j[0].clone()  # each chunk's state from a zero start, updated in place
+        for j in range(1, T):
+            torch.addcmul(x_j[j], a_j[j], local, out=local)
+        decay = torch.exp(dt.view(b, chunks, T, d).sum(2)[..., None] * A)  # Π Ā over each chunk
+        h_in = torch.empty_like(local)  # the true state entering each chunk
+        h_in[:, 0] = h0
+        for c in range(1, chunks):
+            torch.addcmul(local[:, c - 1], decay[:, c - 1], h_in[:, c - 1], out=h_in[:, c])
+    x_j[0].addcmul_(a_j[0], h_in)
+    for j in range(1, T):
+        x_j[j].addcmul_(a_j[j], x_j[j - 1])
+    return x_j[T - 1][:, -1].clone(), h_in
+
+
+def _scan_block_backward(
+    a: Tensor, g: Tensor, rho: Tensor, dt: Tensor, A: Tensor, T: int
+) -> Tensor:
+    """The adjoint scan of one block, in place: on return ``g[:, t]`` holds λ_t.
+
+    λ_t = g_t + Ā_{t+1} λ_{t+1}, where the steps after the block contribute ρ = Ā λ of the step
+    that follows it. The same three passes as :func:`_scan_block`, backwards in time. Returns the
+    ρ that this block hands to the block before it: Ā ⊙ λ of its first step.
+    """
+    b, S, d, n = g.shape
+    chunks = S // T
+    a_j = a.view(b, chunks, T, d, n).unbind(2)
+    g_j = g.view(b, chunks, T, d, n).unbind(2)
+    if chunks == 1:  # one chunk: a plain reverse scan
+        g_j[T - 1].add_(rho[:, None])
+        for j in range(T - 2, -1, -1):
+            g_j[j].addcmul_(a_j[j + 1], g_j[j + 1])
+        return a_j[0][:, 0] * g_j[0][:, 0]
+    local = g_j[T - 1].clone()
+    for j in range(T - 2, -1, -1):
+        torch.addcmul(g_j[j], a_j[j + 1], local, out=local)
+    # a chunk's first λ responds to what enters at its end through Ā_1 ⋯ Ā_{T-1} of the chunk
+    decay = torch.exp(dt.view(b, chunks, T, d)[:, :, 1:].sum(2)[..., None] * A)
+    rho_in = torch.empty_like(local)  # what flows into each chunk's last step from the next
+    rho_in[:, -1] = rho
+    for c in range(chunks - 1, 0, -1):
+        lam_first = torch.addcmul(local[:, c], decay[:, c], rho_in[:, c])
+        torch.mul(a_j[0][:, c], lam_first, out=rho_in[:, c - 1])
+    g_j[T - 1].add_(rho_in)
+    for j in range(T - 2, -1, -1):
+        g_j[j].addcmul_(a_j[j + 1], g_j[j + 1])
+    return a_j[0][:, 0] * g_j[0][:, 0]
