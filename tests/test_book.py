@@ -155,3 +155,15 @@ def test_readme_links_every_chapter_to_colab():
         assert link in readme, f"README lacks the Colab link of {rel}"
     for owner_repo in re.findall(r"colab\.research\.google\.com/github/([\w.-]+/[\w.-]+)", readme):
         assert owner_repo == slug, f"a Colab badge opens {owner_repo}, not {slug}"
+
+
+def test_readme_python_runs(tmp_path, monkeypatch):
+    """The README's Python examples run as written (in a scratch folder)."""
+    import re
+
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    assert blocks, "README has no ```python block"
+    monkeypatch.chdir(tmp_path)
+    for code in blocks:
+        exec(compile(code, "README.md", "exec"), {"__name__": "__readme__"})
+    assert (tmp_path / "tiny-jamba" / "model.safetensors").exists()
