@@ -121,8 +121,10 @@ class _ChunkedScan(torch.autograd.Function):
     """The whole selective scan, one block of time at a time; the backward recomputes per block.
 
     Inside a block the layout is time-major, ``(b, S, d, n)``, so that each step's ``(d, n)``
-    state is contiguous and the per-step outputs are batched matrix products. The backward keeps
-    only the state entering each chunk: one ``(b, d, n)`` state per T steps.
+    state is contiguous and the per-step outputs are batched matrix products. For the backward it
+    keeps only the state entering each chunk (one ``(b, d, n)`` state per T steps) and y before
+    the gate (the size of u, which spares the backward a pass over the states); nothing at all
+    when no gradient is needed (``grad=False``).
     """
 
     @staticmethod
