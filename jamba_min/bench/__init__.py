@@ -49,19 +49,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lengths", type=int, nargs="+", help="sequence lengths")
     parser.add_argument("--quick", action="store_true", help="L = 256 and 1024 only")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--repeat", type=int, help="timed calls (rounds) per measurement: 3, or 5 for model"
+    )
     parser.add_argument("--impls", nargs="+", default=list(SCAN_IMPLS), choices=SCAN_IMPLS)
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
     if args.what == "triton":
         report = bench_triton(args.lengths or [1024, 4096, 16384])
     elif args.what == "moe":
-        report = bench_moe(args.threads, args.repeat)
+        report = bench_moe(args.threads, args.repeat or 3)
     elif args.what == "model":
-        report = bench_model(args.threads, args.repeat, args.skip_slow)
+        report = bench_model(args.threads, args.repeat or 5, args.skip_slow)
     else:
         lengths = [256, 1024] if args.quick else (args.lengths or [256, 1024, 4096])
-        report = bench_scan(lengths, args.threads, args.repeat, args.impls)
+        report = bench_scan(lengths, args.threads, args.repeat or 3, args.impls)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1)
