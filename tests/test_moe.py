@@ -50,6 +50,25 @@ def test_moe_matches_transformers(n, k):
     torch.testing.assert_close(logits, theirs.router(x.reshape(-1, 24))[0])
 
 
+@pytest.mark.parametrize(("n", "k"), [(4, 2), (5, 1), (3, 3)])
+def test_one_token_path_matches_transformers(n, k):
+    """One token (decoding at batch 1) runs its K experts directly; same output, gradients too."""
+    cfg, hf = configs(num_experts=n, num_experts_per_tok=k)
+    torch.manual_seed(1)
+    ours = JambaSparseMoeBlock(cfg)
+    theirs = modeling_jamba.JambaSparseMoeBlock(hf)
+    theirs.load_state_dict(ours.state_dict())
+    for seed in range(5):
+        x = torch.randn(1, 1, 24, generator=torch.Generator().manual_seed(seed))
+        torch.testing.assert_close(ours(x)[0], theirs(x), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(ours(x)[0], ours(x, naive=True)[0], rtol=1e-5, atol=1e-6)
+    (ours(x)[0] ** 2).sum().backward()
+    (theirs(x) ** 2).sum().backward()
+    grads = dict(theirs.named_parameters())
+    for name, p in ours.named_parameters():
+        torch.testing.assert_close(p.grad, grads[name].grad, rtol=1e-4, atol=1e-7, msg=name)
+
+
 def test_moe_gradients_match_transformers():
     cfg, hf = configs(num_experts=4, num_experts_per_tok=2)
     torch.manual_seed(0)
