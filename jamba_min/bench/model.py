@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import platform
-import time
 
-from ._common import cpu_name
+from ._common import cpu_name, interleaved
 
 MODEL_CONFIG = dict(
     vocab_size=256, hidden_size=128, intermediate_size=256, num_hidden_layers=8,
@@ -63,17 +62,6 @@ def bench_model(threads: int, repeat: int, skip_slow: bool = False) -> dict:
 
         return step
 
-    def interleaved(fns: dict, rounds: int) -> dict:
-        """Best time of each function over `rounds` rounds that run them in turn, so that a
-        slow spell of a shared machine falls on all of them rather than on one."""
-        times = {name: [] for name in fns}
-        for _ in range(rounds):
-            for name, fn in fns.items():
-                start = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - start)
-        return {name: min(t) for name, t in times.items()}
-
     print(f"tiny hybrid {MODEL_CONFIG}, float32, {threads} threads, torch {torch.__version__}, "
           f"transformers {transformers.__version__}")  # fmt: skip
     results = {}
@@ -85,10 +73,8 @@ def bench_model(threads: int, repeat: int, skip_slow: bool = False) -> dict:
         model.train()
         steps[name] = step_fn(model, hf)
         steps[name]()  # warm-up (and the first AdamW state)
-    slow = steps.pop("transformers (default CPU path)", None)
-    best = interleaved(steps, repeat)
-    if slow is not None:
-        best["transformers (default CPU path)"] = interleaved({"slow": slow}, 1)["slow"]
+    slow = {name: steps.pop(name) for name in list(steps) if name.endswith("CPU path)")}
+    best = interleaved(steps, repeat) | interleaved(slow, 1)  # a minute a step: once
     for name, t in best.items():
         results[f"train step: {name}"] = t
         print(f"  training step (8 x 256), {name:<32} {t:8.3f} s", flush=True)

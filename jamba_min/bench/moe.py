@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import platform
-import time
 
-from ._common import cpu_name
+from ._common import cpu_name, interleaved
 
 MOE_SHAPE = {"tokens": 4096, "hidden_size": 512, "intermediate_size": 1792, "num_experts": 16,
              "num_experts_per_tok": 2}  # fmt: skip
@@ -59,17 +58,12 @@ def bench_moe(threads: int, repeat: int) -> dict:
             else:
                 fn().sum().backward()
 
-        times = {impl: [] for impl in impls}
-        for fn in impls.values():  # warm-up
-            call(fn)
-        for _ in range(repeat):  # interleaved, so that drift hits every implementation alike
-            for impl, fn in impls.items():
-                start = time.perf_counter()
-                call(fn)
-                times[impl].append(time.perf_counter() - start)
-        for impl, ts in times.items():
-            results.append({"impl": impl, "mode": mode, "seconds": min(ts)})
-            print(f"  {mode:>8} {impl:>14} {min(ts) * 1e3:9.1f} ms", flush=True)
+        calls = {impl: lambda fn=fn: call(fn) for impl, fn in impls.items()}
+        for fn in calls.values():  # warm-up
+            fn()
+        for impl, t in interleaved(calls, repeat).items():
+            results.append({"impl": impl, "mode": mode, "seconds": t})
+            print(f"  {mode:>8} {impl:>14} {t * 1e3:9.1f} ms", flush=True)
     table = {(r["impl"], r["mode"]): r["seconds"] for r in results}
     ratios = []
     for mode in ("fwd", "fwd+bwd"):
