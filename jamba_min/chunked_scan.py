@@ -24,6 +24,11 @@ from torch import Tensor
 __all__ = ["selective_scan_parallel"]
 
 
+def _compute_dtype(u: Tensor) -> torch.dtype:
+    """Every backend computes in float32, or in float64 for float64 inputs."""
+    return torch.float64 if u.dtype == torch.float64 else torch.float32
+
+
 def selective_scan_parallel(
     u: Tensor,
     delta: Tensor,
@@ -41,7 +46,7 @@ def selective_scan_parallel(
     Everything, bias, softplus, ``D`` and the gate included, runs in :class:`_ChunkedScan`, one
     block of time at a time, with a backward written by hand.
     """
-    dtype = torch.float64 if u.dtype == torch.float64 else torch.float32
+    dtype = _compute_dtype(u)
     args = [None if t is None else t.to(dtype) for t in (u, delta, A, B, C, D, z, delta_bias)]
     grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in args)
     y, h_last = _ChunkedScan.apply(*args, delta_softplus, grad)

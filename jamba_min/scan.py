@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .chunked_scan import selective_scan_parallel
+from .chunked_scan import _compute_dtype, selective_scan_parallel
 
 __all__ = ["BACKENDS", "selective_scan", "selective_scan_parallel", "selective_scan_ref"]
 
@@ -146,10 +146,6 @@ def _check_inputs(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_la
     ):
         if not isinstance(flag, bool):
             raise ValueError(f"{name} must be a bool, got {flag!r}")
-
-
-def _compute_dtype(u: Tensor) -> torch.dtype:
-    return torch.float64 if u.dtype == torch.float64 else torch.float32
 
 
 # --------------------------------------------------------------------------- the reference

@@ -27,6 +27,25 @@ def configs(**kw):
     return cfg, hf
 
 
+def moe_pair(seed, **kw):
+    """Our MoE block and transformers', with the same random weights."""
+    cfg, hf = configs(**kw)
+    torch.manual_seed(seed)
+    ours = JambaSparseMoeBlock(cfg)
+    theirs = modeling_jamba.JambaSparseMoeBlock(hf)
+    theirs.load_state_dict(ours.state_dict())
+    return ours, theirs
+
+
+def assert_same_gradients(ours, theirs, x, atol):
+    """Gradients of every parameter of ours and transformers' MoE block under the same loss."""
+    (ours(x)[0] ** 2).sum().backward()
+    (theirs(x) ** 2).sum().backward()
+    grads = dict(theirs.named_parameters())
+    for name, p in ours.named_parameters():
+        torch.testing.assert_close(p.grad, grads[name].grad, rtol=1e-4, atol=atol, msg=name)
+
+
 def test_mlp_matches_transformers():
     cfg, hf = configs()
     ours = JambaMLP(cfg)
@@ -38,11 +57,7 @@ def test_mlp_matches_transformers():
 
 @pytest.mark.parametrize(("n", "k"), [(4, 2), (5, 1), (8, 3), (3, 3)])
 def test_moe_matches_transformers(n, k):
-    cfg, hf = configs(num_experts=n, num_experts_per_tok=k)
-    torch.manual_seed(0)
-    ours = JambaSparseMoeBlock(cfg)
-    theirs = modeling_jamba.JambaSparseMoeBlock(hf)
-    theirs.load_state_dict(ours.state_dict())
+    ours, theirs = moe_pair(0, num_experts=n, num_experts_per_tok=k)
     x = torch.randn(3, 17, 24)
     out, logits = ours(x)
     torch.testing.assert_close(out, theirs(x), rtol=1e-5, atol=1e-6)
@@ -53,34 +68,18 @@ def test_moe_matches_transformers(n, k):
 @pytest.mark.parametrize(("n", "k"), [(4, 2), (5, 1), (3, 3)])
 def test_one_token_path_matches_transformers(n, k):
     """One token (decoding at batch 1) runs its K experts directly; same output, gradients too."""
-    cfg, hf = configs(num_experts=n, num_experts_per_tok=k)
-    torch.manual_seed(1)
-    ours = JambaSparseMoeBlock(cfg)
-    theirs = modeling_jamba.JambaSparseMoeBlock(hf)
-    theirs.load_state_dict(ours.state_dict())
+    ours, theirs = moe_pair(1, num_experts=n, num_experts_per_tok=k)
     for seed in range(5):
         x = torch.randn(1, 1, 24, generator=torch.Generator().manual_seed(seed))
         torch.testing.assert_close(ours(x)[0], theirs(x), rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(ours(x)[0], ours(x, naive=True)[0], rtol=1e-5, atol=1e-6)
-    (ours(x)[0] ** 2).sum().backward()
-    (theirs(x) ** 2).sum().backward()
-    grads = dict(theirs.named_parameters())
-    for name, p in ours.named_parameters():
-        torch.testing.assert_close(p.grad, grads[name].grad, rtol=1e-4, atol=1e-7, msg=name)
+    assert_same_gradients(ours, theirs, x, atol=1e-7)
 
 
 def test_moe_gradients_match_transformers():
-    cfg, hf = configs(num_experts=4, num_experts_per_tok=2)
-    torch.manual_seed(0)
-    ours = JambaSparseMoeBlock(cfg)
-    theirs = modeling_jamba.JambaSparseMoeBlock(hf)
-    theirs.load_state_dict(ours.state_dict())
+    ours, theirs = moe_pair(0, num_experts=4, num_experts_per_tok=2)
     x = torch.randn(2, 9, 24)
-    (ours(x)[0] ** 2).sum().backward()
-    (theirs(x) ** 2).sum().backward()
-    grads = dict(theirs.named_parameters())
-    for name, p in ours.named_parameters():
-        torch.testing.assert_close(p.grad, grads[name].grad, rtol=1e-4, atol=1e-6, msg=name)
+    assert_same_gradients(ours, theirs, x, atol=1e-6)
 
 
 def test_jamba_does_not_renormalise_mixtral_does():
