@@ -74,62 +74,53 @@ def _plan(b: int, d: int, n: int, L: int) -> tuple[int, int, int]:
     return T, chunks, -(-L // (T * chunks))
 
 
-def _softplus(x: Tensor) -> Tensor:
-    """softplus with torch's threshold (x itself above 20); faster than F.softplus on a CPU."""
-    return torch.where(x > 20, x, torch.log1p(torch.exp(torch.clamp(x, max=20))))
+def _time_major(x: Tensor) -> Tensor:
+    """A channel-first ``(b, c, L)`` tensor as a contiguous time-major ``(b, L, c)`` one.
 
-
-def _time_major_like(x: Tensor) -> Tensor:
-    """An empty ``(b, c, L)`` tensor stored time-major, as a ``(b, L, c)`` tensor transposed.
-
-    Blocks are written into it as contiguous rows rather than transposed, and a caller that
-    goes on in the ``(b, L, c)`` layout (the Mamba layer's out_proj) needs no copy.
+    No copy when ``x`` is already a transposed view of a time-major tensor, as the Mamba layer
+    passes it.
     """
-    return x.new_empty(x.shape[0], x.shape[2], x.shape[1]).transpose(1, 2)
+    return x.transpose(1, 2).contiguous()
 
 
 class _Block:
-    """One block of time in the scan's time-major layout ``(b, S, ·)``, zero-padded to S steps.
+    """One block of time of the time-major ``(b, L, ·)`` inputs, as ``(b, S, ·)`` tensors.
 
-    Steps past the end of the sequence get Δ = 0, so Ā = 1 and B̄u = 0: the state passes
-    through them unchanged.
+    A full block is a view; a short last block is zero-padded to S steps. Steps past the end of
+    the sequence get Δ = 0, so Ā = 1 and B̄u = 0: the state passes through them unchanged.
     """
 
-    def __init__(self, k, S, u, delta, B, C, z, delta_bias, softplus):
-        L = u.shape[2]
+    def __init__(self, k, S, dt, u, B, C, z):
+        L = u.shape[1]
         self.sl = slice(k * S, min((k + 1) * S, L))
         self.valid, self.S = self.sl.stop - self.sl.start, S
-        self.raw = self.stage(delta)  # Δ + bias, before softplus
-        if delta_bias is not None:
-            self.raw += delta_bias
-        self.dt = _softplus(self.raw) if softplus else self.raw
-        if self.valid < S:
-            self.dt[:, self.valid :] = 0
-        self.u = self.stage(u)
+        self.dt, self.u = self.stage(dt), self.stage(u)
         self.du = self.dt * self.u
         self.B, self.C = self.stage(B), self.stage(C)
         self.z = self.stage(z) if z is not None else None
 
     def stage(self, x: Tensor) -> Tensor:
-        """``x[:, :, block]`` of a channel-first tensor as a time-major ``(b, S, c)`` copy."""
-        out = x.new_empty(x.shape[0], self.S, x.shape[1])
-        out[:, : self.valid] = x[:, :, self.sl].transpose(1, 2)
-        out[:, self.valid :] = 0
+        """The block's rows of a time-major ``(b, L, c)`` tensor: ``(b, S, c)``, not to be written."""
+        if self.valid == self.S:
+            return x[:, self.sl]
+        out = x.new_zeros(x.shape[0], self.S, x.shape[2])
+        out[:, : self.valid] = x[:, self.sl]
         return out
 
     def put(self, target: Tensor, x: Tensor) -> None:
-        """Write a time-major block result ``(b, S, c)`` into the channel-first ``target``."""
-        target[:, :, self.sl] = x[:, : self.valid].transpose(1, 2)
+        """Write a block result ``(b, S, c)`` into the time-major ``(b, L, c)`` ``target``."""
+        target[:, self.sl] = x[:, : self.valid]
 
 
 class _ChunkedScan(torch.autograd.Function):
     """The whole selective scan, one block of time at a time; the backward recomputes per block.
 
     Inside a block the layout is time-major, ``(b, S, d, n)``, so that each step's ``(d, n)``
-    state is contiguous and the per-step outputs are batched matrix products. For the backward it
-    keeps only the state entering each chunk (one ``(b, d, n)`` state per T steps) and y before
-    the gate (the size of u, which spares the backward a pass over the states); nothing at all
-    when no gradient is needed (``grad=False``).
+    state is contiguous and the per-step outputs are batched matrix products. Δ's bias and
+    softplus are applied once, to the whole sequence. For the backward it keeps Δ after them
+    (the size of u), the state entering each chunk (one ``(b, d, n)`` state per T steps) and y
+    before the gate (the size of u, which spares the backward a pass over the states); nothing
+    at all when no gradient is needed (``grad=False``).
     """
 
     @staticmethod
@@ -138,17 +129,25 @@ class _ChunkedScan(torch.autograd.Function):
         n = A.shape[1]
         T, chunks, blocks = _plan(b, d, n, L)
         S = T * chunks
-        out = _time_major_like(u)
-        y_pre = _time_major_like(u) if z is not None and grad else None  # y before the gate
-        h = u.new_zeros(b, d, n)
-        bufs = u.new_empty(2, b, S, d, n)
+        dt = _time_major(delta)  # Δ, time-major, after the bias and the softplus
+        if delta_bias is not None:
+            dt = dt + delta_bias
+        if softplus:
+            dt = F.softplus(dt)
+        u_t, B_t, C_t = _time_major(u), _time_major(B), _time_major(C)
+        z_t = _time_major(z) if z is not None else None
+        out = u.new_empty(b, L, d)
+        y_pre = u.new_empty(b, L, d) if z is not None and grad else None  # y before the gate
+        At = A.t().contiguous()  # the state's layout is (n, d): see _ChunkedScan
+        h = u.new_zeros(b, n, d)
+        bufs = u.new_empty(2, b, S, n, d)
         entering = []  # the state entering each chunk of each block
         for k in range(blocks):
-            blk = _Block(k, S, u, delta, B, C, z, delta_bias, softplus)
-            a, H = _discretize(blk.dt, blk.du, A, blk.B, *bufs)
-            h, h_in = _scan_block(a, H, h, blk.dt, A, T)
+            blk = _Block(k, S, dt, u_t, B_t, C_t, z_t)
+            a, H = _discretize(blk.dt, blk.du, At, blk.B, *bufs)
+            h, h_in = _scan_block(a, H, h, blk.dt, At, T)
             entering.append(h_in)
-            y = torch.matmul(H, blk.C[..., None]).squeeze(-1)  # y_t = C_t · h_t    (b, S, d)
+            y = torch.matmul(blk.C[:, :, None, :], H).squeeze(2)  # y_t = C_t · h_t    (b, S, d)
             if D is not None:
                 y += D * blk.u
             if z is not None:
@@ -157,68 +156,76 @@ class _ChunkedScan(torch.autograd.Function):
                 y *= F.silu(blk.z)
             blk.put(out, y)
         if grad:  # `grad`: whether a backward can follow (False under no_grad: keep nothing)
-            ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, torch.stack(entering), y_pre)
-        ctx.config = (softplus, T, chunks)
-        return out, h
+            ctx.save_for_backward(u, dt, A, B, C, D, z, torch.stack(entering), y_pre)
+        ctx.config = (softplus, delta_bias is not None, T, chunks)
+        return out.transpose(1, 2), h.transpose(1, 2).contiguous()
 
     @staticmethod
     def backward(ctx, g_out: Tensor, g_h_last: Tensor | None):
-        u, delta, A, B, C, D, z, delta_bias, entering, y_pre = ctx.saved_tensors
-        softplus, T, chunks = ctx.config
+        u, dt, A, B, C, D, z, entering, y_pre = ctx.saved_tensors
+        softplus, bias, T, chunks = ctx.config
         S, blocks = T * chunks, entering.shape[0]
-        g_u, g_delta = _time_major_like(u), _time_major_like(delta)
-        g_B, g_C = _time_major_like(B), _time_major_like(C)
-        g_z = _time_major_like(z) if z is not None else None
-        g_A = torch.zeros_like(A)
+        u_t, B_t, C_t, g_out = _time_major(u), _time_major(B), _time_major(C), _time_major(g_out)
+        z_t = _time_major(z) if z is not None else None
+        g_u, g_delta = torch.empty_like(u_t), torch.empty_like(u_t)  # all time-major
+        g_B, g_C = torch.empty_like(B_t), torch.empty_like(C_t)
+        g_z = torch.empty_like(z_t) if z is not None else None
+        At = A.t().contiguous()
+        g_At = torch.zeros_like(At)
         g_D = torch.zeros_like(D) if D is not None else None
         bufs = u.new_empty(3, u.shape[0], S, *entering.shape[-2:])
         # ρ: the adjoint flowing into a block's last step from the steps after the block
-        rho = g_h_last if g_h_last is not None else torch.zeros_like(bufs[0, :, 0])
+        rho = g_h_last.transpose(1, 2) if g_h_last is not None else torch.zeros_like(bufs[0, :, 0])
         for k in reversed(range(blocks)):
-            blk = _Block(k, S, u, delta, B, C, z, delta_bias, softplus)
+            blk = _Block(k, S, dt, u_t, B_t, C_t, z_t)
             g_y = blk.stage(g_out)
-            a, H = _discretize(blk.dt, blk.du, A, blk.B, bufs[0], bufs[1])
-            _scan_block(a, H, None, blk.dt, A, T, entering[k])  # H[:, t] = h_t again
+            a, H = _discretize(blk.dt, blk.du, At, blk.B, bufs[0], bufs[1])
+            _scan_block(a, H, None, blk.dt, At, T, entering[k])  # H[:, t] = h_t again
             # through the gate and the skip: out = (C·h + D u) · silu(z)
             if z is not None:
                 y = blk.stage(y_pre)
                 sig = torch.sigmoid(blk.z)
                 blk.put(g_z, g_y * y * sig * (1 + blk.z * (1 - sig)))
-                g_y *= blk.z * sig
-            blk.put(g_C, torch.matmul(g_y[:, :, None, :], H).squeeze(2))  # Σ_d g_y h
-            lam = torch.mul(g_y[..., None], blk.C[:, :, None, :], out=bufs[2])  # ∂L/∂h_t ...
-            rho = _scan_block_backward(a, lam, rho, blk.dt, A, T)  # ... then λ_t in place
+                g_y = g_y * (blk.z * sig)
+            blk.put(g_C, torch.matmul(H, g_y[..., None]).squeeze(-1))  # Σ_d h g_y   (b, S, n)
+            lam = torch.mul(blk.C[..., None], g_y[:, :, None, :], out=bufs[2])  # ∂L/∂h_t ...
+            rho = _scan_block_backward(a, lam, rho, blk.dt, At, T)  # ... then λ_t in place
             # B̄u_t = Δu_t B_t receives λ_t: B through Δu, and Δu through B
-            blk.put(g_B, torch.matmul(blk.du[:, :, None, :], lam).squeeze(2))
-            g_du = torch.matmul(lam, blk.B[..., None]).squeeze(-1)  # Σ_n λ B     (b, S, d)
+            blk.put(g_B, torch.matmul(lam, blk.du[..., None]).squeeze(-1))
+            g_du = torch.matmul(blk.B[:, :, None, :], lam).squeeze(2)  # Σ_n B λ     (b, S, d)
             # Ā_t = exp(Δ_t A) receives λ_t ⊙ h_{t-1}; G = λ_t ⊙ h_{t-1} ⊙ Ā_t is ∂L/∂(Δ_t A)
             G = a.mul_(lam)
             G[:, 1:].mul_(H[:, :-1])
             G[:, 0].mul_(entering[k][:, 0])
-            g_dt = torch.einsum("bsdn,dn->bsd", G, A).add_(g_du * blk.u)  # no (b,S,d,n) temporary
-            g_A += G.mul_(blk.dt[..., None]).sum((0, 1))
-            if softplus:
-                g_dt *= torch.sigmoid(blk.raw)
+            g_At += torch.mul(G, blk.dt[:, :, None, :], out=lam).sum((0, 1))
+            g_dt = G.mul_(At).sum(2).add_(g_du * blk.u)
+            if softplus:  # softplus'(x) = sigmoid(x) = 1 − exp(−softplus(x))
+                g_dt *= torch.expm1(-blk.dt).neg_()
             blk.put(g_delta, g_dt)
             g_u_blk = g_du * blk.dt
             if D is not None:
                 g_D += (g_y * blk.u).sum((0, 1))
                 g_u_blk += g_y * D
             blk.put(g_u, g_u_blk)
-        g_bias = g_delta.sum((0, 2)) if delta_bias is not None else None
-        return g_u, g_delta, g_A, g_B, g_C, g_D, g_z, g_bias, None, None
+        g_bias = g_delta.sum((0, 1)) if bias else None
+        g_z = g_z.transpose(1, 2) if z is not None else None
+        grads = (g.transpose(1, 2) for g in (g_u, g_delta, g_B, g_C))
+        g_u, g_delta, g_B, g_C = grads
+        return g_u, g_delta, g_At.t(), g_B, g_C, g_D, g_z, g_bias, None, None
 
 
 def _discretize(
-    dt: Tensor, du: Tensor, A: Tensor, B: Tensor, a: Tensor, x: Tensor
+    dt: Tensor, du: Tensor, At: Tensor, B: Tensor, a: Tensor, x: Tensor
 ) -> tuple[Tensor, Tensor]:
-    """Ā = exp(Δ A) and B̄u = Δu·B for one block, written into ``a`` and ``x`` (b, S, d, n).
+    """Ā = exp(Δ A) and B̄u = Δu·B for one block, written into ``a`` and ``x`` (b, S, n, d).
+
+    At is Aᵀ, ``(n, d)``; dt, du: ``(b, S, d)``; B: ``(b, S, n)``.
 
     The buffers are reused from block to block: fresh multi-megabyte tensors would cost a page
     fault per 4 KiB on first touch, which on a CPU takes longer than the arithmetic.
     """
-    torch.mul(dt[..., None], A, out=a).exp_()
-    torch.mul(du[..., None], B[:, :, None, :], out=x)
+    torch.mul(dt[:, :, None, :], At, out=a).exp_()
+    torch.mul(B[..., None], du[:, :, None, :], out=x)
     return a, x
 
 
@@ -227,32 +234,32 @@ def _scan_block(
     x: Tensor,
     h0: Tensor | None,
     dt: Tensor,
-    A: Tensor,
+    At: Tensor,
     T: int,
     h_in: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Scan one block in place: on return ``x[:, t]`` holds h_t.
 
-    a, x: ``(b, S, d, n)`` with S = T·chunks; h0: ``(b, d, n)`` the state before the block.
+    a, x: ``(b, S, n, d)`` with S = T·chunks; h0: ``(b, n, d)`` the state before the block.
     Three passes, none of them a loop over the block's S single steps:
     1. scan every chunk from a zero state, all chunks side by side (T steps of chunk-wide ops);
     2. carry the true state across chunks (one step per chunk): a chunk multiplies the state
        entering it by the product of its Ā, which is exp(A·ΣΔ), and adds its local final state;
     3. rescan every chunk from its true entering state, in place (T steps again).
-    Given the entering states ``h_in`` ``(b, chunks, d, n)`` of a previous call, only pass 3
+    Given the entering states ``h_in`` ``(b, chunks, n, d)`` of a previous call, only pass 3
     runs. Returns the block's last state and ``h_in``.
     """
-    b, S, d, n = x.shape
+    b, S, n, d = x.shape
     chunks = S // T
-    a_j = a.view(b, chunks, T, d, n).unbind(2)  # a_j[j]: step j of every chunk, (b, chunks, d, n)
-    x_j = x.view(b, chunks, T, d, n).unbind(2)
+    a_j = a.view(b, chunks, T, n, d).unbind(2)  # a_j[j]: step j of every chunk, (b, chunks, n, d)
+    x_j = x.view(b, chunks, T, n, d).unbind(2)
     if h_in is None and chunks == 1:
         h_in = h0[:, None]
     elif h_in is None:
         local = x_j[0].clone()  # each chunk's state from a zero start, updated in place
         for j in range(1, T):
             torch.addcmul(x_j[j], a_j[j], local, out=local)
-        decay = torch.exp(dt.view(b, chunks, T, d).sum(2)[..., None] * A)  # Π Ā over each chunk
+        decay = torch.exp(dt.view(b, chunks, T, d).sum(2)[:, :, None, :] * At)  # Π Ā of a chunk
         h_in = torch.empty_like(local)  # the true state entering each chunk
         h_in[:, 0] = h0
         for c in range(1, chunks):
@@ -264,7 +271,7 @@ def _scan_block(
 
 
 def _scan_block_backward(
-    a: Tensor, g: Tensor, rho: Tensor, dt: Tensor, A: Tensor, T: int
+    a: Tensor, g: Tensor, rho: Tensor, dt: Tensor, At: Tensor, T: int
 ) -> Tensor:
     """The adjoint scan of one block, in place: on return ``g[:, t]`` holds λ_t.
 
@@ -272,10 +279,10 @@ def _scan_block_backward(
     that follows it. The same three passes as :func:`_scan_block`, backwards in time. Returns the
     ρ that this block hands to the block before it: Ā ⊙ λ of its first step.
     """
-    b, S, d, n = g.shape
+    b, S, n, d = g.shape
     chunks = S // T
-    a_j = a.view(b, chunks, T, d, n).unbind(2)
-    g_j = g.view(b, chunks, T, d, n).unbind(2)
+    a_j = a.view(b, chunks, T, n, d).unbind(2)
+    g_j = g.view(b, chunks, T, n, d).unbind(2)
     if chunks == 1:  # one chunk: a plain reverse scan
         g_j[T - 1].add_(rho[:, None])
         for j in range(T - 2, -1, -1):
@@ -285,7 +292,7 @@ def _scan_block_backward(
     for j in range(T - 2, -1, -1):
         torch.addcmul(g_j[j], a_j[j + 1], local, out=local)
     # a chunk's first λ responds to what enters at its end through Ā_1 ⋯ Ā_{T-1} of the chunk
-    decay = torch.exp(dt.view(b, chunks, T, d)[:, :, 1:].sum(2)[..., None] * A)
+    decay = torch.exp(dt.view(b, chunks, T, d)[:, :, 1:].sum(2)[:, :, None, :] * At)
     rho_in = torch.empty_like(local)  # what flows into each chunk's last step from the next
     rho_in[:, -1] = rho
     for c in range(chunks - 1, 0, -1):
