@@ -100,7 +100,7 @@ class _Block:
         self.z = self.stage(z) if z is not None else None
 
     def stage(self, x: Tensor) -> Tensor:
-        """The block's rows of a time-major ``(b, L, c)`` tensor: ``(b, S, c)``, not to be written."""
+        """The block's rows of a time-major ``(b, L, c)`` tensor, ``(b, S, c)``: read only."""
         if self.valid == self.S:
             return x[:, self.sl]
         out = x.new_zeros(x.shape[0], self.S, x.shape[2])
