@@ -61,7 +61,7 @@ class _CausalConv(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         K, L = weight.shape[1], u.shape[1]
-        w = weight.t()  # (K, c): w[k] multiplies the input k - K + 1 steps back
+        w = weight.t().contiguous()  # (K, c): w[k] multiplies the input k - K + 1 steps back
         u_pad = F.pad(u, (0, 0, K - 1, 0))  # (b, L + K - 1, c), zeros before the start
         y = u_pad[:, K - 1 :] * w[K - 1]
         for k in range(K - 1):
@@ -76,7 +76,7 @@ class _CausalConv(torch.autograd.Function):
     def backward(ctx, g: Tensor):
         u_pad, weight = ctx.saved_tensors
         K, L = weight.shape[1], g.shape[1]
-        w = weight.t()
+        w = weight.t().contiguous()  # a strided w[k] makes each multiply-add ~3x slower
         g_u = g_w = g_bias = None
         if ctx.needs_input_grad[0]:
             g_pad = F.pad(g, (0, 0, 0, K - 1))  # (b, L + K - 1, c), zeros after the end

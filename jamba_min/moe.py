@@ -96,11 +96,12 @@ class Experts(nn.Module):
         counts = torch.bincount(flat, minlength=self.gate_up_proj.shape[0]).tolist()
         token = order // K  # which token each sorted pair belongs to
         x_sorted = x.index_select(0, token)  # (N·K, d), grouped by expert; x[token] trains slower
-        outputs, start = [], 0
-        for w, count in zip(self.weights(), counts, strict=True):
-            if count:
-                outputs.append(self.expert(w, x_sorted[start : start + count]))
-                start += count
+        # split, not slices: the backward joins the pieces in one cat rather than adding each
+        # expert's gradient into a zero tensor of the full size
+        groups = x_sorted.split(counts)
+        outputs = [
+            self.expert(w, xe) for w, xe in zip(self.weights(), groups, strict=True) if len(xe)
+        ]
         y_sorted = torch.cat(outputs) * weights.reshape(-1)[order, None]
         return torch.zeros_like(x).index_add_(0, token, y_sorted)
 
