@@ -141,10 +141,16 @@ class JambaAttention(nn.Module):
             groups = self.num_heads // self.num_kv_heads
             k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
             out = causal_attention(q, k, v, self.scale)
-        elif k.shape[2] == L or L == 1:  # square causal, or one query that sees everything
+        elif L == 1:  # one new token, which sees every key: the H / G query heads that share a
+            # key-value head become H / G rows of one query block, so each cached key is read once
+            G = self.num_kv_heads
             out = F.scaled_dot_product_attention(
-                q, k, v, is_causal=L > 1, scale=self.scale, enable_gqa=gqa
-            )  # enable_gqa: the kernel shares each key-value head without copying the cache
+                q.reshape(b, G, -1, self.head_dim), k, v, scale=self.scale
+            ).reshape(b, self.num_heads, 1, self.head_dim)
+        elif k.shape[2] == L:  # square causal
+            out = F.scaled_dot_product_attention(
+                q, k, v, is_causal=True, scale=self.scale, enable_gqa=gqa
+            )  # enable_gqa: the kernel shares each key-value head without copying it
         else:  # several new tokens after a cache: the mask is offset
             T = k.shape[2]
             allowed = torch.ones(L, T, dtype=torch.bool, device=x.device).tril(T - L)
