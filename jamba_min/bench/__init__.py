@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="L = 256 and 1024 only")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
-        "--repeat", type=int, help="timed calls (rounds) per measurement: 3, or 5 for model"
+        "--repeat", type=int, help="timed calls (rounds) per measurement: 3, or 10 for model"
     )
     parser.add_argument("--impls", nargs="+", default=list(SCAN_IMPLS), choices=SCAN_IMPLS)
     parser.add_argument("--json", help="also write the results to this file")
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.what == "moe":
         report = bench_moe(args.threads, args.repeat or 3)
     elif args.what == "model":
-        report = bench_model(args.threads, args.repeat or 5, args.skip_slow)
+        report = bench_model(args.threads, args.repeat or 10, args.skip_slow)
     else:
         lengths = [256, 1024] if args.quick else (args.lengths or [256, 1024, 4096])
         report = bench_scan(lengths, args.threads, args.repeat or 3, args.impls)
