@@ -209,9 +209,9 @@ class _ChunkedScan(torch.autograd.Function):
                 g_u_blk += g_y * D
             blk.put(g_u, g_u_blk)
         g_bias = g_delta.sum((0, 1)) if bias else None
+        # back to the caller's channel-first shapes, as views of the time-major gradients
+        g_u, g_delta, g_B, g_C = (g.transpose(1, 2) for g in (g_u, g_delta, g_B, g_C))
         g_z = g_z.transpose(1, 2) if z is not None else None
-        grads = (g.transpose(1, 2) for g in (g_u, g_delta, g_B, g_C))
-        g_u, g_delta, g_B, g_C = grads
         return g_u, g_delta, g_At.t(), g_B, g_C, g_D, g_z, g_bias, None, None
 
 
