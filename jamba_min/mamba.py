@@ -61,22 +61,23 @@ class _CausalConv(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         K, L = weight.shape[1], u.shape[1]
-        w = weight.t().contiguous()  # (K, c): w[k] multiplies the input k - K + 1 steps back
+        # (K, c): w[k] multiplies the input k - K + 1 steps back; contiguous, because a strided
+        # w[k] makes each multiply-add ~3x slower
+        w = weight.t().contiguous()
         u_pad = F.pad(u, (0, 0, K - 1, 0))  # (b, L + K - 1, c), zeros before the start
         y = u_pad[:, K - 1 :] * w[K - 1]
         for k in range(K - 1):
             y.addcmul_(u_pad[:, k : k + L], w[k])
         if bias is not None:
             y += bias
-        ctx.save_for_backward(u_pad, weight)
+        ctx.save_for_backward(u_pad, w)
         ctx.has_bias = bias is not None
         return y
 
     @staticmethod
     def backward(ctx, g: Tensor):
-        u_pad, weight = ctx.saved_tensors
-        K, L = weight.shape[1], g.shape[1]
-        w = weight.t().contiguous()  # a strided w[k] makes each multiply-add ~3x slower
+        u_pad, w = ctx.saved_tensors  # w: (K, c), as in the forward
+        K, L = w.shape[0], g.shape[1]
         g_u = g_w = g_bias = None
         if ctx.needs_input_grad[0]:
             g_pad = F.pad(g, (0, 0, 0, K - 1))  # (b, L + K - 1, c), zeros after the end

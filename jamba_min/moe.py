@@ -47,8 +47,7 @@ def route(logits: Tensor, top_k: int, renormalize: bool = False) -> tuple[Tensor
     """Top-K routing from router logits ``(N, n)``: weights ``(N, K)`` and expert ids ``(N, K)``.
 
     The softmax runs in float32 (float64 stays float64) over all n experts. Jamba keeps the K
-    probabilities as they are;
-    ``renormalize=True`` divides them by their sum, as Mixtral does.
+    probabilities as they are; ``renormalize=True`` divides them by their sum, as Mixtral does.
     """
     probs = torch.softmax(logits, dim=-1, dtype=torch.promote_types(logits.dtype, torch.float32))
     weights, experts = torch.topk(probs, top_k, dim=-1)
