@@ -137,25 +137,26 @@ class JambaAttention(nn.Module):
         elif return_cache:
             cache = KVCache(k.contiguous(), v.contiguous())
         gqa = self.num_heads != self.num_kv_heads
+        p = self.config.attention_dropout if self.training else 0.0  # on the attention weights
         if self.impl == "eager":  # each key-value head serves H / G query heads: copy it
             groups = self.num_heads // self.num_kv_heads
             k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
-            out = causal_attention(q, k, v, self.scale)
+            out = causal_attention(q, k, v, self.scale, dropout=p)
         elif L == 1:  # one new token, which sees every key: the H / G query heads that share a
             # key-value head become H / G rows of one query block, so each cached key is read once
             G = self.num_kv_heads
             out = F.scaled_dot_product_attention(
-                q.reshape(b, G, -1, self.head_dim), k, v, scale=self.scale
+                q.reshape(b, G, -1, self.head_dim), k, v, dropout_p=p, scale=self.scale
             ).reshape(b, self.num_heads, 1, self.head_dim)
         elif k.shape[2] == L:  # square causal
             out = F.scaled_dot_product_attention(
-                q, k, v, is_causal=True, scale=self.scale, enable_gqa=gqa
+                q, k, v, is_causal=True, dropout_p=p, scale=self.scale, enable_gqa=gqa
             )  # enable_gqa: the kernel shares each key-value head without copying it
         else:  # several new tokens after a cache: the mask is offset
             T = k.shape[2]
             allowed = torch.ones(L, T, dtype=torch.bool, device=x.device).tril(T - L)
             out = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=allowed, scale=self.scale, enable_gqa=gqa
+                q, k, v, attn_mask=allowed, dropout_p=p, scale=self.scale, enable_gqa=gqa
             )
         out = self.o_proj(out.transpose(1, 2).reshape(b, L, -1))
         return (out, cache) if return_cache else out

@@ -4,17 +4,34 @@ Two layouts of the experts exist in the wild. The published Jamba checkpoints st
 as its own MLP (``…feed_forward.experts.{j}.gate_proj.weight``, ``up_proj``, ``down_proj``);
 transformers ≥ 5 fuses them (``…experts.gate_up_proj`` ``(n, 2I, d)``, ``…experts.down_proj``
 ``(n, d, I)``), which is also how :class:`~jamba_min.moe.JambaSparseMoeBlock` stores them.
-:func:`load_hf_state_dict` accepts both; :func:`save_pretrained` writes the published one.
+:func:`load_hf_state_dict` and :func:`from_pretrained` accept both; :func:`save_pretrained`
+writes the published one.
 
-Weights are read with safetensors, never with pickle: a checkpoint cannot run code.
+Checkpoints come from strangers, so loading trusts nothing in the folder:
+
+* weights are read with safetensors, never with pickle: a checkpoint cannot run code;
+* every file read (``config.json``, the index, each shard) must resolve inside the folder, after
+  symlinks;
+* names and shapes are checked against the config before any weight is read: the model is first
+  built on the ``meta`` device, which allocates nothing, and only the files' headers are read;
+* then each tensor is read on its own, straight into the parameter it fills.
+
+Saving writes temporary files in the folder and renames them into place, so a failed save leaves
+the previous checkpoint as it was; the index and shards of a previous sharded checkpoint go.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
+import os
 import re
-from collections.abc import Mapping
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -24,33 +41,19 @@ from .model import JambaForCausalLM
 
 __all__ = ["from_pretrained", "load_hf_state_dict", "save_pretrained"]
 
-_PER_EXPERT = re.compile(r"^(.*\.experts)\.(\d+)\.(gate_proj|up_proj|down_proj)\.weight$")
+CONFIG, WEIGHTS, INDEX = "config.json", "model.safetensors", "model.safetensors.index.json"
+
+# an expert or layer index is a plain decimal number of at most 9 digits; nothing else fits
+_PER_EXPERT = re.compile(
+    r"^(.*\.experts)\.(0|[1-9]\d{0,8})\.(gate_proj|up_proj|down_proj)\.weight$"
+)
+_LAYER = re.compile(r"^model\.layers\.(0|[1-9]\d{0,8})\.")
+_STORED_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16,
+                  "BF16": torch.bfloat16}  # fmt: skip
+_SHOWN = 20  # names listed per kind of problem in an error
 
 
-def _fuse_experts(sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Per-expert keys → the fused ``gate_up_proj`` / ``down_proj`` tensors; others unchanged."""
-    out, experts = {}, {}
-    for key, value in sd.items():
-        m = _PER_EXPERT.match(key)
-        if m:
-            experts.setdefault(m.group(1), {})[(int(m.group(2)), m.group(3))] = value
-        else:
-            out[key] = value
-    for prefix, parts in experts.items():
-        n = 1 + max(j for j, _ in parts)
-        names = ("gate_proj", "up_proj", "down_proj")
-        missing = [
-            f"{prefix}.{j}.{w}.weight" for j in range(n) for w in names if (j, w) not in parts
-        ]
-        if missing:
-            raise ValueError(f"checkpoint has experts with missing weights: {missing}")
-        out[f"{prefix}.gate_up_proj"] = torch.stack(
-            [torch.cat([parts[j, "gate_proj"], parts[j, "up_proj"]]) for j in range(n)]
-        )
-        out[f"{prefix}.down_proj"] = torch.stack([parts[j, "down_proj"] for j in range(n)])
-    return out
-
-
+# --------------------------------------------------------------------------- the two layouts
 def _split_experts(sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """The fused expert tensors → the published per-expert keys."""
     out = {}
@@ -70,89 +73,343 @@ def _split_experts(sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
     return out
 
 
+def _expert_parts(name: str) -> tuple[str, ...]:
+    """The per-expert weights that a fused expert tensor ``name`` is made of (none for others)."""
+    if name.endswith(".experts.gate_up_proj"):
+        return ("gate_proj", "up_proj")
+    return ("down_proj",) if name.endswith(".experts.down_proj") else ()
+
+
+def _target(own: Mapping[str, Tensor], key: str, given: Mapping) -> tuple[str, Tensor] | None:
+    """The model tensor that checkpoint entry ``key`` fills, with its name: for a per-expert key,
+    a view of the fused tensor. None when the model has no such weight."""
+    if key in own:
+        return key, own[key]
+    m = _PER_EXPERT.match(key)
+    if m is None:
+        return None
+    prefix, j, part = m.group(1), int(m.group(2)), m.group(3)
+    fused = f"{prefix}.down_proj" if part == "down_proj" else f"{prefix}.gate_up_proj"
+    if fused not in own or fused in given or j >= own[fused].shape[0]:
+        return None  # no such layer, both layouts at once, or no such expert
+    w = own[fused][j]
+    if part != "down_proj":
+        half = w.shape[0] // 2
+        w = w[:half] if part == "gate_proj" else w[half:]
+    return fused, w
+
+
+def _fit(model: JambaForCausalLM, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, Tensor]:
+    """Each checkpoint name → the model tensor (or view) it fills.
+
+    ``shapes``: the checkpoint's names and shapes, either expert layout. Missing names, unexpected
+    names and shape mismatches are collected and raised together in one ``ValueError``; names are
+    generated lazily, so a config that asks for very many experts costs nothing to report.
+    """
+    own = model.state_dict()
+    if model.config.tie_word_embeddings:
+        own.pop("lm_head.weight", None)  # the embedding's; a saved copy is ignored
+        shapes = {k: v for k, v in shapes.items() if k != "lm_head.weight"}
+    targets, unexpected, mismatched, filled = {}, [], [], Counter()
+    for key, shape in shapes.items():
+        hit = _target(own, key, shapes)
+        if hit is None:
+            unexpected.append(key)
+            continue
+        name, tensor = hit
+        filled[name] += 1
+        if tuple(shape) == tuple(tensor.shape):
+            targets[key] = tensor
+        else:
+            mismatched.append(f"{key}: checkpoint {tuple(shape)}, model {tuple(tensor.shape)}")
+    missing_count, missing = 0, []
+    for name, tensor in own.items():
+        parts = () if name in shapes else _expert_parts(name)
+        need = tensor.shape[0] * len(parts) if parts else 1
+        if filled[name] == need:
+            continue
+        if filled[name] == 0:  # nothing of it: name it as the model does
+            missing_count += 1
+            missing.append([name])
+            continue
+        prefix = name.rpartition(".")[0]
+        missing_count += need - filled[name]
+        missing.append(
+            f"{prefix}.{j}.{p}.weight"
+            for j in range(tensor.shape[0])
+            for p in parts
+            if f"{prefix}.{j}.{p}.weight" not in shapes
+        )
+    problems = [
+        ("missing keys", missing_count, itertools.chain.from_iterable(missing)),
+        ("unexpected keys", len(unexpected), iter(sorted(unexpected))),
+        ("shape mismatches", len(mismatched), iter(mismatched)),
+    ]
+    if missing_count or unexpected or mismatched:
+        lines = []
+        for title, count, items in problems:
+            if count:
+                shown = list(itertools.islice(items, _SHOWN))
+                shown += [f"… and {count - len(shown)} more"] if count > len(shown) else []
+                lines.append(f"{title} ({count}):" + "".join(f"\n    {i}" for i in shown))
+        raise ValueError("checkpoint does not fit the model:\n  " + "\n  ".join(lines))
+    return targets
+
+
 def load_hf_state_dict(model: JambaForCausalLM, sd: Mapping[str, Tensor]) -> None:
     """Load a transformers-style state dict (either expert layout) into ``model``, in place.
 
     Missing keys, unexpected keys and shape mismatches are collected and raised together in one
-    ``ValueError``. With tied embeddings a saved ``lm_head.weight`` is ignored.
+    ``ValueError`` before anything is copied. With tied embeddings a saved ``lm_head.weight`` is
+    ignored. Values are cast to the model's dtype.
     """
-    sd = _fuse_experts(sd)
-    if model.config.tie_word_embeddings:
-        sd.pop("lm_head.weight", None)
-    own = model.state_dict()
-    if model.config.tie_word_embeddings:
-        own.pop("lm_head.weight", None)
-    missing = sorted(set(own) - set(sd))
-    unexpected = sorted(set(sd) - set(own))
-    mismatched = [f"{k}: checkpoint {tuple(sd[k].shape)}, model {tuple(own[k].shape)}"
-                  for k in sorted(set(sd) & set(own)) if sd[k].shape != own[k].shape]  # fmt: skip
-    if missing or unexpected or mismatched:
-        lines = []
-        for title, items in (("missing keys", missing), ("unexpected keys", unexpected),
-                             ("shape mismatches", mismatched)):  # fmt: skip
-            if items:
-                shown = items[:20] + ([f"… and {len(items) - 20} more"] if len(items) > 20 else [])
-                lines.append(f"{title} ({len(items)}):" + "".join(f"\n    {i}" for i in shown))
-        raise ValueError("checkpoint does not fit the model:\n  " + "\n  ".join(lines))
+    if not isinstance(sd, Mapping):
+        raise ValueError(f"state dict must be a mapping of names to tensors, got {type(sd)}")
+    for key, value in sd.items():
+        if not isinstance(value, Tensor) or not value.is_floating_point():
+            got = value.dtype if isinstance(value, Tensor) else type(value).__name__
+            raise ValueError(f"state dict entry {key!r} must be a floating-point tensor, got {got}")
+    targets = _fit(model, {k: tuple(v.shape) for k, v in sd.items()})
     with torch.no_grad():
-        for key, value in sd.items():
-            own[key].copy_(value)
+        for key, tensor in targets.items():
+            tensor.copy_(sd[key])
 
 
-def _read_safetensors(file: Path) -> dict[str, Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    if not file.is_file():
-        raise ValueError(f"checkpoint file {file} does not exist")
-    try:
-        return load_file(str(file))
-    except (SafetensorError, OSError, ValueError) as err:
+# --------------------------------------------------------------------------- reading a folder
+def _file_in(folder: Path, name: Any, what: str) -> Path:
+    """``folder / name``, if it is a file that resolves (after symlinks) inside ``folder``."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{what}: a file name must be a non-empty string, got {name!r}")
+    path = (folder / name).resolve()
+    if not path.is_relative_to(folder.resolve()):
         raise ValueError(
-            f"cannot read {file}: truncated or not a safetensors file ({err})"
-        ) from err
+            f"{what}: {name!r} resolves outside {folder}; a checkpoint may only read files inside "
+            "its folder (a Hugging Face cache snapshot links into its blobs folder: download with "
+            "snapshot_download(..., local_dir=...) to get a folder of plain files)"
+        )
+    if not path.is_file():
+        raise ValueError(f"{what}: {name!r} is not a file in {folder}")
+    return path
 
 
-def from_pretrained(path: str | Path, dtype: torch.dtype | None = None) -> JambaForCausalLM:
+def _read_json(folder: Path, name: str) -> Any:
+    path = _file_in(folder, name, name)
+    try:
+        return json.loads(path.read_bytes())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        where = f" (line {err.lineno}, column {err.colno})" if hasattr(err, "lineno") else ""
+        raise ValueError(f"{name} in {folder} is not valid JSON{where}") from None
+
+
+def _shards(folder: Path) -> tuple[dict[str, str] | None, list[str]]:
+    """The index's weight map (None for a single file) and the names of the weight files."""
+    if (folder / INDEX).exists() or (folder / INDEX).is_symlink():
+        index = _read_json(folder, INDEX)
+        weight_map = index.get("weight_map") if isinstance(index, dict) else None
+        if not isinstance(weight_map, dict):
+            got = type(weight_map).__name__ if isinstance(index, dict) else type(index).__name__
+            raise ValueError(
+                f"{INDEX} in {folder} must hold a 'weight_map' that maps tensor names to shard "
+                f"files, got {got}"
+            )
+        if not weight_map:
+            raise ValueError(f"{INDEX} in {folder} has an empty weight_map")
+        for key, shard in weight_map.items():
+            if not isinstance(shard, str):
+                raise ValueError(f"{INDEX}: weight_map[{key!r}] must be a file name, got {shard!r}")
+        return weight_map, sorted(set(weight_map.values()))
+    if (folder / WEIGHTS).exists() or (folder / WEIGHTS).is_symlink():
+        return None, [WEIGHTS]
+    raise ValueError(
+        f"from_pretrained: {folder} has neither {WEIGHTS} nor {INDEX} "
+        "(pickled .bin checkpoints are not loaded)"
+    )
+
+
+class _Entry(NamedTuple):
+    """Where a tensor is stored and what its header says."""
+
+    path: Path
+    shard: str  # the file name, as the index gives it
+    shape: tuple[int, ...]
+    dtype: str  # safetensors' name: F32, BF16, …
+
+
+def _read_headers(folder: Path, weight_map: dict | None, names: list[str]) -> dict[str, _Entry]:
+    """Every tensor's entry, from the files' headers alone (no tensor is read)."""
+    from safetensors import SafetensorError, safe_open
+
+    found: dict[str, _Entry] = {}
+    for name in names:
+        path = _file_in(folder, name, "shard" if weight_map is not None else WEIGHTS)
+        try:
+            with safe_open(str(path), "pt") as f:
+                for key in f.keys():  # noqa: SIM118 (safe_open is not iterable)
+                    if key in found:
+                        raise ValueError(
+                            f"tensor {key!r} is stored twice: in {found[key].shard} and {name}"
+                        )
+                    piece = f.get_slice(key)
+                    found[key] = _Entry(path, name, tuple(piece.get_shape()), piece.get_dtype())
+        except (SafetensorError, OSError) as err:
+            raise ValueError(
+                f"cannot read {name} in {folder}: truncated or not a safetensors file ({err})"
+            ) from None
+    if weight_map is not None:
+        wrong = sorted(k for k in found.keys() | weight_map.keys()
+                       if k not in found or weight_map.get(k) != found[k].shard)  # fmt: skip
+        if wrong:
+            shown = ", ".join(map(repr, wrong[:_SHOWN])) + (" …" if len(wrong) > _SHOWN else "")
+            raise ValueError(
+                f"{INDEX} in {folder} disagrees with its shards about {len(wrong)} tensor(s) "
+                f"(listed in another shard, not listed, or not stored): {shown}"
+            )
+    for key, entry in found.items():
+        if entry.dtype not in _STORED_DTYPES:
+            raise ValueError(
+                f"tensor {key!r} is stored as {entry.dtype}; Jamba's weights are floating point "
+                f"({', '.join(_STORED_DTYPES)})"
+            )
+    return found
+
+
+def _as_dtype(value: Any, what: str) -> torch.dtype:
+    """A floating-point torch dtype, from a dtype or its name (``"bfloat16"``)."""
+    dtype = value
+    if isinstance(value, str):
+        dtype = getattr(torch, value.removeprefix("torch."), None)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(
+            f"{what} must be a floating-point dtype such as torch.float32 or 'bfloat16', "
+            f"got {value!r}"
+        )
+    return dtype
+
+
+def _check_layers(config: JambaConfig, keys: Iterable[str]) -> None:
+    """The weights hold exactly the layers the config names (checked before building anything:
+    a config can ask for a huge model that a small file does not hold)."""
+    found = {int(m.group(1)) for k in keys if (m := _LAYER.match(k))}
+    n = config.num_hidden_layers
+    if found != set(range(n)):
+        held = f"layers {min(found)} to {max(found)} ({len(found)} in all)" if found else "none"
+        raise ValueError(f"{CONFIG} says num_hidden_layers = {n}, but the weights hold {held}")
+
+
+def from_pretrained(path: str | Path, dtype: torch.dtype | str | None = None) -> JambaForCausalLM:
     """A model from a local folder: ``config.json`` plus ``model.safetensors`` or a sharded
-    ``model.safetensors.index.json``. ``dtype`` casts the weights (default: as stored)."""
+    ``model.safetensors.index.json`` with its shards, either expert layout.
+
+    ``dtype`` (a torch dtype or its name) casts the weights. Without it the model takes the dtype
+    that ``config.json`` names (``dtype`` or ``torch_dtype``), else the one the tensors are stored
+    in; tensors stored in several dtypes, with no dtype named, load in the widest of them.
+    Every problem raises ``ValueError``; nothing outside the folder is read.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(
+            f"from_pretrained: path must be a str or a Path, got {type(path).__name__}"
+        )
     folder = Path(path)
     if not folder.is_dir():
         raise ValueError(f"from_pretrained: {folder} is not a folder")
-    config_file = folder / "config.json"
-    if not config_file.is_file():
-        raise ValueError(f"from_pretrained: {folder} has no config.json")
-    config = JambaConfig.from_dict(json.loads(config_file.read_text()))
-    index = folder / "model.safetensors.index.json"
-    if index.is_file():
-        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        sd = {}
-        for shard in shards:
-            sd.update(_read_safetensors(folder / shard))
-    elif (folder / "model.safetensors").is_file():
-        sd = _read_safetensors(folder / "model.safetensors")
-    else:
-        raise ValueError(
-            f"from_pretrained: {folder} has neither model.safetensors nor "
-            "model.safetensors.index.json (pickled .bin checkpoints are not loaded)"
-        )
-    model = JambaForCausalLM(config)
+    if dtype is not None:
+        dtype = _as_dtype(dtype, "from_pretrained: dtype")
+    if not (folder / CONFIG).exists() and not (folder / CONFIG).is_symlink():
+        raise ValueError(f"from_pretrained: {folder} has no {CONFIG}")
+    raw = _read_json(folder, CONFIG)
+    try:
+        config = JambaConfig.from_dict(raw)
+    except ValueError as err:
+        raise ValueError(f"{CONFIG} in {folder}: {err}") from None
+    header = _read_headers(folder, *_shards(folder))
+    _check_layers(config, header)
     if dtype is None:
-        dtype = next(iter(sd.values())).dtype
-    model.to(dtype)
-    load_hf_state_dict(model, sd)
+        named = raw.get("dtype") or raw.get("torch_dtype")
+        if named is not None and named != "auto":
+            dtype = _as_dtype(named, f"{CONFIG} in {folder}: dtype")
+        else:
+            stored = {_STORED_DTYPES[e.dtype] for e in header.values()} or {torch.float32}
+            dtype = functools.reduce(torch.promote_types, stored)
+    shapes = {key: entry.shape for key, entry in header.items()}
+    with torch.device("meta"):  # names and shapes only: no memory, however large the config
+        model = JambaForCausalLM(config)
+    _fit(model, shapes)  # raises before anything is allocated
+    model.to(dtype).to_empty(device="cpu")  # allocate; every tensor is filled below
+    model.tie_weights()  # to_empty gave the embedding and a tied head a tensor each
+    targets = _fit(model, shapes)
+    from safetensors import safe_open
+
+    by_file = itertools.groupby(sorted(targets, key=lambda k: header[k].path),
+                                key=lambda k: header[k].path)  # fmt: skip
+    with torch.no_grad():
+        for file, keys in by_file:
+            with safe_open(str(file), "pt") as f:
+                for key in keys:  # one tensor at a time, straight into its parameter
+                    targets[key].copy_(f.get_tensor(key))
     return model.eval()
 
 
+# --------------------------------------------------------------------------- writing a folder
+def _old_shards(folder: Path) -> list[Path]:
+    """The shard files a sharded checkpoint already in ``folder`` lists (inside the folder and
+    named ``*.safetensors`` only; an unreadable index lists none)."""
+    try:
+        weight_map, names = _shards(folder)
+    except ValueError:
+        return []
+    if weight_map is None:
+        return []
+    old = []
+    for name in names:
+        try:
+            path = _file_in(folder, name, "shard")
+        except ValueError:
+            continue
+        if path.suffix == ".safetensors" and path.name != WEIGHTS:
+            old.append(path)
+    return old
+
+
 def save_pretrained(model: JambaForCausalLM, path: str | Path) -> None:
-    """Write ``config.json`` and ``model.safetensors`` in the published (per-expert) layout."""
+    """Write ``config.json`` and ``model.safetensors`` in the published (per-expert) layout.
+
+    Both are written to temporary files in the folder first and then renamed into place, so an
+    error while writing leaves the folder's previous checkpoint untouched. A previous sharded
+    checkpoint (its index and the shards it lists) is removed; other files stay.
+    """
     from safetensors.torch import save_file
 
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise ValueError(
+            f"save_pretrained: path must name a folder (a non-empty str or Path), got {path!r}"
+        )
     folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"save_pretrained: {folder} exists and is not a folder")
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps(model.config.to_dict(), indent=2))
     sd = _split_experts(model.state_dict())
     if model.config.tie_word_embeddings:
         sd.pop("lm_head.weight", None)
-    save_file({k: v.contiguous() for k, v in sd.items()}, str(folder / "model.safetensors"),
-              metadata={"format": "pt"})  # fmt: skip
+    config = model.config.to_dict()
+    config["dtype"] = str(model.model.embed_tokens.weight.dtype).removeprefix("torch.")
+    old_shards = _old_shards(folder)
+    temporary = []
+    try:
+        for name in (WEIGHTS, CONFIG):
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+            os.close(fd)
+            temporary.append(Path(tmp))
+        save_file({k: v.contiguous() for k, v in sd.items()}, str(temporary[0]),
+                  metadata={"format": "pt"})  # fmt: skip
+        temporary[1].write_text(json.dumps(config, indent=2))
+        for tmp in temporary:
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+        (folder / INDEX).unlink(missing_ok=True)  # else it, not the new file, would be loaded
+        os.replace(temporary[0], folder / WEIGHTS)
+        os.replace(temporary[1], folder / CONFIG)
+    finally:
+        for tmp in temporary:
+            tmp.unlink(missing_ok=True)
+    for shard in old_shards:
+        shard.unlink(missing_ok=True)

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._autograd import first_order_only
+
 __all__ = ["selective_scan_parallel"]
 
 
@@ -162,6 +164,9 @@ class _ChunkedScan(torch.autograd.Function):
         return out.transpose(1, 2), h.transpose(1, 2).contiguous()
 
     @staticmethod
+    @first_order_only(
+        "selective_scan(backend='parallel')", "backend='ref' can be differentiated twice"
+    )
     def backward(ctx, g_out: Tensor, g_h_last: Tensor | None):
         u, dt, A, B, C, D, z, entering, y_pre = ctx.saved_tensors
         softplus, bias, T, chunks = ctx.config

@@ -21,10 +21,18 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["HIDDEN_ACTIVATIONS", "JambaConfig"]
+__all__ = ["HIDDEN_ACTIVATIONS", "RUNTIME_FIELDS", "JambaConfig"]
 
 #: Activations accepted for ``hidden_act`` (the ones Jamba-family checkpoints use).
 HIDDEN_ACTIVATIONS = ("silu", "gelu", "gelu_pytorch_tanh", "relu")
+
+#: Fields that a built model reads while it runs (or never): they may change after it is built.
+#: Every other field fixes the modules' shapes or constants when the model is built.
+RUNTIME_FIELDS = frozenset({
+    "router_aux_loss_coef", "attention_dropout", "output_router_logits", "use_cache",
+    "pad_token_id", "bos_token_id", "eos_token_id", "initializer_range",
+    "max_position_embeddings", "use_mamba_kernels",
+})  # fmt: skip
 
 # transformers maps this legacy name onto ``num_experts`` (its ``attribute_map``).
 _ALIASES = {"num_local_experts": "num_experts"}
@@ -122,6 +130,14 @@ class JambaConfig:
             fields["mamba_dt_rank"] = "auto"
         fields.update(changes)
         return JambaConfig(**fields)
+
+    def architecture(self) -> dict[str, Any]:
+        """The fields that a model fixes when it is built: all but :data:`RUNTIME_FIELDS`."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in RUNTIME_FIELDS
+        }
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> None:

@@ -28,9 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ._autograd import first_order_only
 from .config import JambaConfig
 from .norm import RMSNorm
-from .scan import selective_scan
+from .scan import check_backend, selective_scan
 
 __all__ = ["ACTIVATIONS", "JambaMambaMixer", "MambaState", "causal_conv1d"]
 
@@ -75,6 +76,7 @@ class _CausalConv(torch.autograd.Function):
         return y
 
     @staticmethod
+    @first_order_only("causal_conv1d")
     def backward(ctx, g: Tensor):
         u_pad, w = ctx.saved_tensors  # w: (K, c), as in the forward
         K, L = w.shape[0], g.shape[1]
@@ -127,6 +129,7 @@ class JambaMambaMixer(nn.Module):
         self, config: JambaConfig, layer_idx: int | None = None, scan_backend: str = "auto"
     ):
         super().__init__()
+        check_backend(scan_backend, "scan_backend")
         self.config, self.layer_idx, self.scan_backend = config, layer_idx, scan_backend
         d, di = config.hidden_size, config.mamba_d_inner
         n, R, K = config.mamba_d_state, config.mamba_dt_rank, config.mamba_d_conv

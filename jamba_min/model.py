@@ -11,6 +11,9 @@ dict as it is. No positional encoding anywhere.
 
 from __future__ import annotations
 
+import contextlib
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -35,6 +38,25 @@ class HybridCache:
     context) and a :class:`MambaState` for Mamba layers (fixed size)."""
 
     layers: list[LayerState]
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[HybridCache]:
+        """Undo everything the block did to the cache if it raises.
+
+        A decoding step changes the cache layer by layer (attention layers append to their
+        :class:`KVCache` in place, Mamba layers replace their state); a step that fails part-way
+        must not leave some layers a token ahead of the others.
+        """
+        layers = list(self.layers)
+        lengths = [s.length if isinstance(s, KVCache) else None for s in layers]
+        try:
+            yield self
+        except BaseException:
+            self.layers = layers
+            for state, length in zip(layers, lengths, strict=True):
+                if length is not None:
+                    state.length = length  # what was appended beyond it is no longer seen
+            raise
 
     def nbytes(self) -> dict[str, int]:
         """Bytes held by attention caches and by Mamba states."""
@@ -152,60 +174,101 @@ class JambaForCausalLM(nn.Module):
         if not isinstance(config, JambaConfig):
             raise ValueError(f"config must be a jamba_min.JambaConfig, got {type(config).__name__}")
         self.config = config
+        self._architecture = config.architecture()  # to notice edits after this point
         self.model = JambaModel(config)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         if config.tie_word_embeddings:
-            self.lm_head.weight = self.model.embed_tokens.weight
+            self.tie_weights()
         else:
             nn.init.normal_(self.lm_head.weight, std=config.initializer_range)
+
+    def tie_weights(self) -> None:
+        """With ``tie_word_embeddings``, make the head use the embedding matrix itself."""
+        if self.config.tie_word_embeddings:
+            self.lm_head.weight = self.model.embed_tokens.weight
 
     def forward(
         self, input_ids: Tensor, cache: HybridCache | None = None, return_cache: bool = False
     ) -> CausalLMOutput:
-        """``input_ids`` ``(b, L)`` of token ids in ``[0, vocab_size)``.
+        """``input_ids`` ``(b, L)`` of token ids in ``[0, vocab_size)``, any integer dtype, with
+        ``b ≥ 1`` and ``L ≥ 1``.
 
         ``return_cache=True`` returns the :class:`HybridCache` after the sequence (a prefill) in
-        ``out.cache``; passing ``cache`` advances it by one token (``L`` must be 1).
+        ``out.cache``; passing ``cache`` advances it by one token (``L`` must be 1). A step that
+        raises leaves the cache as it was.
         """
-        self._check_ids(input_ids, cache)
+        input_ids = self._check_inputs(input_ids, cache)
         return self._forward(input_ids, cache, return_cache)
 
-    def _check_ids(self, input_ids: Tensor, cache: HybridCache | None) -> None:
-        """Integer ids of shape (batch, L) in [0, vocab_size); one token when given a cache."""
-        if (
-            not isinstance(input_ids, Tensor)
-            or input_ids.dim() != 2
-            or input_ids.is_floating_point()
-        ):
+    def _check_inputs(self, input_ids: Tensor, cache: HybridCache | None) -> Tensor:
+        """The ids as int64 after checking them (integers of shape (batch, L) in
+        [0, vocab_size); one token when given a cache that fits this model) and the config."""
+        self._check_config()
+        ok_dtype = isinstance(input_ids, Tensor) and not (
+            input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool
+        )
+        if not ok_dtype or input_ids.dim() != 2:
             got = (
                 f"{tuple(input_ids.shape)} {input_ids.dtype}"
                 if isinstance(input_ids, Tensor)
                 else type(input_ids).__name__
             )
             raise ValueError(f"input_ids must be an integer tensor of shape (batch, L), got {got}")
-        if input_ids.numel():
-            low, high = torch.aminmax(input_ids)
-            low, high = low.item(), high.item()
-            if low < 0 or high >= self.config.vocab_size:
-                raise ValueError(
-                    f"input_ids must lie in [0, vocab_size = {self.config.vocab_size}), got "
-                    f"values in [{low}, {high}]"
-                )
-        if cache is not None and input_ids.shape[1] != 1:
+        if not input_ids.numel():
             raise ValueError(
-                "with a cache, input_ids must hold one token, shape (batch, 1), "
-                f"got {tuple(input_ids.shape)}"
+                f"input_ids must hold at least one token in at least one row, "
+                f"got shape {tuple(input_ids.shape)}"
             )
+        input_ids = input_ids.long()  # uint8, int16, int32 …: the embedding wants int64
+        low, high = torch.aminmax(input_ids)
+        low, high = low.item(), high.item()
+        if low < 0 or high >= self.config.vocab_size:
+            raise ValueError(
+                f"input_ids must lie in [0, vocab_size = {self.config.vocab_size}), got "
+                f"values in [{low}, {high}]"
+            )
+        if cache is not None:
+            kinds = [KVCache if layer.is_attention else MambaState for layer in self.model.layers]
+            if not isinstance(cache, HybridCache) or [type(s) for s in cache.layers] != kinds:
+                raise ValueError(
+                    "cache must be the HybridCache this model returned (return_cache=True): one "
+                    "KVCache per attention layer and one MambaState per Mamba layer"
+                )
+            if input_ids.shape[1] != 1:
+                raise ValueError(
+                    "with a cache, input_ids must hold one token, shape (batch, 1), "
+                    f"got {tuple(input_ids.shape)}"
+                )
+        return input_ids
+
+    def _check_config(self) -> None:
+        """The config still describes the modules built from it (its runtime fields may change)."""
+        if not isinstance(self.config, JambaConfig):
+            raise ValueError(f"model.config must be a JambaConfig, got {type(self.config)}")
+        now = self.config.architecture()
+        if now != self._architecture:
+            changed = ", ".join(
+                f"{k} {self._architecture[k]!r} → {now[k]!r}"
+                for k in now
+                if now[k] != self._architecture[k]
+            )
+            raise ValueError(
+                f"model.config was edited after the model was built ({changed}); these fields "
+                "fix the model's modules: build a new model, JambaForCausalLM(config)"
+            )
+        self.config.validate()
 
     def _forward(
         self, input_ids: Tensor, cache: HybridCache | None, return_cache: bool, last_only=False
     ) -> CausalLMOutput:
         """:meth:`forward` without the checks (``generate`` feeds it tokens it made itself);
         ``last_only``: logits of the last position only (all that a prefill needs)."""
-        hidden, router_logits, cache = self.model(input_ids, cache, return_cache)
-        if last_only:
-            hidden = hidden[:, -1:]
-        return CausalLMOutput(self.lm_head(hidden), router_logits, cache, self.config)
+        with cache.atomic() if cache is not None else contextlib.nullcontext():
+            hidden, router_logits, cache = self.model(input_ids, cache, return_cache)
+            if last_only:
+                hidden = hidden[:, -1:]
+            logits = self.lm_head(hidden)
+        return CausalLMOutput(logits, router_logits, cache, self.config)
 
     def load_hf_state_dict(self, sd) -> None:
         """Load a transformers-style state dict, either expert layout (see ``checkpoint``)."""
@@ -232,15 +295,18 @@ class JambaForCausalLM(nn.Module):
         temperature: float = 0.0,
         top_k: int | None = None,
         top_p: float | None = None,
-        eos_token_id: int | None = None,
+        eos_token_id: int | list[int] | None = None,
         generator: torch.Generator | None = None,
     ) -> Tensor:
         """Prefill the prompt ``(b, L)``, then one token per step from the hybrid cache.
 
         Greedy when ``temperature == 0`` (the default); otherwise samples from the softmax at that
         temperature, restricted to the ``top_k`` most likely tokens and/or the smallest set whose
-        probability reaches ``top_p``. Rows that produced ``eos_token_id`` keep producing it.
-        Returns the prompt followed by the new tokens, ``(b, L + max_new_tokens)``.
+        probability reaches ``top_p`` (a temperature so small that the softmax overflows picks
+        the most likely token). ``eos_token_id``: an id or a list of ids that end a row; a row
+        that produced one repeats it while other rows go on, and generation stops once every row
+        has. Returns the prompt followed by the new tokens, int64, ``(b, L + steps)`` with
+        ``steps ≤ max_new_tokens``.
         """
         if (
             isinstance(max_new_tokens, bool)
@@ -248,43 +314,87 @@ class JambaForCausalLM(nn.Module):
             or max_new_tokens < 0
         ):
             raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
-        if not temperature >= 0:
-            raise ValueError(f"temperature must be >= 0, got {temperature!r}")
-        if top_k is not None and not (isinstance(top_k, int) and top_k >= 1):
+        if not _is_real(temperature) or not (math.isfinite(temperature) and temperature >= 0):
+            raise ValueError(
+                f"temperature must be a finite number > 0, or 0 for greedy, got {temperature!r}"
+            )
+        if top_k is not None and not (_is_int(top_k) and top_k >= 1):
             raise ValueError(f"top_k must be a positive int or None, got {top_k!r}")
-        if top_p is not None and not 0 < top_p <= 1:
+        if top_p is not None and not (_is_real(top_p) and 0 < top_p <= 1):
             raise ValueError(f"top_p must be in (0, 1] or None, got {top_p!r}")
-        self._check_ids(input_ids, None)
+        eos = self._eos_ids(eos_token_id)
+        input_ids = self._check_inputs(input_ids, None)
         was_training = self.training
         self.eval()
+        try:
+            return self._generate(input_ids, max_new_tokens, temperature, top_k, top_p, eos,
+                                  generator)  # fmt: skip
+        finally:
+            self.train(was_training)
+
+    def _eos_ids(self, eos_token_id: int | list[int] | None) -> Tensor | None:
+        """``eos_token_id`` as a tensor of ids, after checking it."""
+        if eos_token_id is None:
+            return None
+        ids = [eos_token_id] if _is_int(eos_token_id) else eos_token_id
+        vocab = self.config.vocab_size
+        if (
+            not isinstance(ids, (list, tuple))
+            or not ids
+            or not all(_is_int(i) and 0 <= i < vocab for i in ids)
+        ):
+            raise ValueError(
+                f"eos_token_id must be an int or a non-empty list of ints in [0, vocab_size = "
+                f"{vocab}), got {eos_token_id!r}"
+            )
+        return torch.tensor(ids)
+
+    def _generate(self, input_ids, max_new_tokens, temperature, top_k, top_p, eos, generator):
+        b, L = input_ids.shape
         tokens = [input_ids]
         # inference_mode rather than no_grad: no autograd bookkeeping at all, which is a tenth
         # of a decoding step's time; the tokens are concatenated outside it, as normal tensors
         with torch.inference_mode():
             out = self._forward(input_ids, None, True, last_only=True)
-            for state in out.cache.layers:  # room for every new token: no copies while decoding
-                if isinstance(state, KVCache):
-                    state.reserve(input_ids.shape[1] + max_new_tokens)
-            done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+            for state in out.cache.layers:  # room for the new tokens, up to a prompt's worth;
+                if isinstance(state, KVCache):  # beyond that the cache doubles as it fills
+                    state.reserve(L + min(max_new_tokens, L))
+            done = torch.zeros(b, dtype=torch.bool, device=input_ids.device)
+            eos = eos.to(input_ids.device) if eos is not None else None
             for i in range(max_new_tokens):
                 last = out.logits[:, -1]
                 last = last.to(torch.promote_types(last.dtype, torch.float32))
                 nxt = _pick(last, temperature, top_k, top_p, generator)
-                if eos_token_id is not None:
-                    nxt = torch.where(done, eos_token_id, nxt)
-                    done |= nxt == eos_token_id
+                if eos is not None:
+                    nxt = torch.where(done, tokens[-1][:, -1], nxt)  # finished rows repeat
+                    done |= torch.isin(nxt, eos)
                 tokens.append(nxt[:, None])
-                if i + 1 < max_new_tokens:
-                    out = self._forward(nxt[:, None], out.cache, False)
-        self.train(was_training)
+                if i + 1 == max_new_tokens or (eos is not None and bool(done.all())):
+                    break
+                out = self._forward(nxt[:, None], out.cache, False)
         return torch.cat(tokens, dim=1)
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_real(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 def _pick(logits: Tensor, temperature: float, top_k, top_p, generator) -> Tensor:
     """The next token of each row from its logits ``(b, vocab)``."""
     if temperature == 0:
         return logits.argmax(-1)
-    logits = logits / temperature
+    scaled = logits / temperature
+    # a temperature so small that the division overflows (or is 0 in the logits' dtype) leaves
+    # no distribution to sample: such rows take their most likely token, the limit of sampling
+    overflow = ~torch.isfinite(scaled.amax(-1, keepdim=True))
+    if overflow.any():
+        top = torch.zeros_like(logits, dtype=torch.bool).scatter_(-1, logits.argmax(-1, True), True)
+        scaled = torch.where(overflow, torch.where(top, 0.0, float("-inf")), scaled)
+    logits = scaled
     if top_k is not None:
         kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))

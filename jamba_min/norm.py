@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ._autograd import first_order_only
+
 __all__ = ["RMSNorm"]
 
 
@@ -29,6 +31,7 @@ class _RMSNormFunction(torch.autograd.Function):
         return (x * r).mul_(weight)
 
     @staticmethod
+    @first_order_only("RMSNorm (training path)")
     def backward(ctx, g: Tensor):
         x, weight, r = ctx.saved_tensors
         n = x.shape[-1]

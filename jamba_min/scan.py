@@ -33,7 +33,13 @@ from torch import Tensor
 
 from .chunked_scan import _compute_dtype, selective_scan_parallel
 
-__all__ = ["BACKENDS", "selective_scan", "selective_scan_parallel", "selective_scan_ref"]
+__all__ = [
+    "BACKENDS",
+    "check_backend",
+    "selective_scan",
+    "selective_scan_parallel",
+    "selective_scan_ref",
+]
 
 BACKENDS = ("ref", "parallel", "triton", "auto")
 _FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -73,9 +79,7 @@ def selective_scan(
         ``return_last_state=True`` also ``h_L`` of shape ``(batch, d_inner, d_state)`` in the
         compute dtype (float32, or float64 for float64 inputs).
     """
-    if not isinstance(backend, str) or backend not in BACKENDS:
-        valid = ", ".join(map(repr, BACKENDS))
-        raise ValueError(f"backend must be one of {valid}; got {backend!r}")
+    check_backend(backend)
     _check_inputs(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
     if backend == "auto":
         backend = "triton" if u.is_cuda else "parallel"
@@ -84,6 +88,13 @@ def selective_scan(
     else:
         fn = selective_scan_ref if backend == "ref" else selective_scan_parallel
     return fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+
+
+def check_backend(backend: str, name: str = "backend") -> None:
+    """Raise ``ValueError`` unless ``backend`` is one of :data:`BACKENDS`."""
+    if not isinstance(backend, str) or backend not in BACKENDS:
+        valid = ", ".join(map(repr, BACKENDS))
+        raise ValueError(f"{name} must be one of {valid}; got {backend!r}")
 
 
 def _triton_backend():

@@ -25,6 +25,8 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from ._autograd import first_order_only
+
 __all__ = ["selective_scan_triton"]
 
 
@@ -220,6 +222,9 @@ class _TritonScan(torch.autograd.Function):
         return out, last
 
     @staticmethod
+    @first_order_only(
+        "selective_scan(backend='triton')", "backend='ref' can be differentiated twice"
+    )
     def backward(ctx, g_out, g_last):
         u, delta, A, B, C, D, z, delta_bias, states = ctx.saved_tensors
         softplus, BLOCK_D, BLOCK_N, CHUNK = ctx.config
