@@ -29,7 +29,7 @@ import os
 import re
 import tempfile
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -99,6 +99,14 @@ def _target(own: Mapping[str, Tensor], key: str, given: Mapping) -> tuple[str, T
     return fused, w
 
 
+def _missing_parts(prefix: str, n: int, parts: tuple[str, ...], given: Mapping) -> Iterator[str]:
+    """The per-expert names of ``prefix`` that ``given`` lacks, one at a time."""
+    for j in range(n):
+        for p in parts:
+            if f"{prefix}.{j}.{p}.weight" not in given:
+                yield f"{prefix}.{j}.{p}.weight"
+
+
 def _fit(model: JambaForCausalLM, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, Tensor]:
     """Each checkpoint name → the model tensor (or view) it fills.
 
@@ -132,18 +140,12 @@ def _fit(model: JambaForCausalLM, shapes: Mapping[str, tuple[int, ...]]) -> dict
             missing_count += 1
             missing.append([name])
             continue
-        prefix = name.rpartition(".")[0]
         missing_count += need - filled[name]
-        missing.append(
-            f"{prefix}.{j}.{p}.weight"
-            for j in range(tensor.shape[0])
-            for p in parts
-            if f"{prefix}.{j}.{p}.weight" not in shapes
-        )
+        missing.append(_missing_parts(name.rpartition(".")[0], tensor.shape[0], parts, shapes))
     problems = [
         ("missing keys", missing_count, itertools.chain.from_iterable(missing)),
         ("unexpected keys", len(unexpected), iter(sorted(unexpected))),
-        ("shape mismatches", len(mismatched), iter(mismatched)),
+        ("shape mismatches", len(mismatched), iter(sorted(mismatched))),
     ]
     if missing_count or unexpected or mismatched:
         lines = []

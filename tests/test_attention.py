@@ -142,3 +142,23 @@ def test_bad_input():
         ours(torch.zeros(2, 5))
     with pytest.raises(ValueError, match="impl must be 'sdpa' or 'eager'"):
         JambaAttention(ours.config, impl="flash")
+
+
+@pytest.mark.parametrize("impl", ["sdpa", "eager"])
+def test_attention_dropout_in_training_only(impl):
+    cfg = jm.JambaConfig(
+        **BASE, hidden_size=24, num_attention_heads=4, num_key_value_heads=2, attention_dropout=0.5
+    )
+    torch.manual_seed(0)
+    layer = JambaAttention(cfg, 0, impl=impl).eval()
+    x = torch.randn(2, 7, 24)
+    plain = layer(x)
+    cfg.attention_dropout = 0.0  # read at every call
+    torch.testing.assert_close(layer.train()(x), plain)
+    cfg.attention_dropout = 0.5
+    torch.manual_seed(1)
+    dropped = layer(x)
+    assert not torch.allclose(dropped, plain)  # half the attention weights are zeroed
+    torch.manual_seed(1)
+    torch.testing.assert_close(layer(x), dropped)  # the same mask for the same seed
+    torch.testing.assert_close(layer.eval()(x), plain)
