@@ -27,30 +27,25 @@ import itertools
 import json
 import os
 import re
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from . import checkpoint_io as files
 from .config import JambaConfig
 from .model import JambaForCausalLM
 
 __all__ = ["from_pretrained", "load_hf_state_dict", "save_pretrained"]
-
-CONFIG, WEIGHTS, INDEX = "config.json", "model.safetensors", "model.safetensors.index.json"
 
 # an expert or layer index is a plain decimal number of at most 9 digits; nothing else fits
 _PER_EXPERT = re.compile(
     r"^(.*\.experts)\.(0|[1-9]\d{0,8})\.(gate_proj|up_proj|down_proj)\.weight$"
 )
 _LAYER = re.compile(r"^model\.layers\.(0|[1-9]\d{0,8})\.")
-_STORED_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16,
-                  "BF16": torch.bfloat16}  # fmt: skip
-_SHOWN = 20  # names listed per kind of problem in an error
 
 
 # --------------------------------------------------------------------------- the two layouts
@@ -151,7 +146,7 @@ def _fit(model: JambaForCausalLM, shapes: Mapping[str, tuple[int, ...]]) -> dict
         lines = []
         for title, count, items in problems:
             if count:
-                shown = list(itertools.islice(items, _SHOWN))
+                shown = list(itertools.islice(items, files.SHOWN))
                 shown += [f"… and {count - len(shown)} more"] if count > len(shown) else []
                 lines.append(f"{title} ({count}):" + "".join(f"\n    {i}" for i in shown))
         raise ValueError("checkpoint does not fit the model:\n  " + "\n  ".join(lines))
@@ -177,104 +172,7 @@ def load_hf_state_dict(model: JambaForCausalLM, sd: Mapping[str, Tensor]) -> Non
             tensor.copy_(sd[key])
 
 
-# --------------------------------------------------------------------------- reading a folder
-def _file_in(folder: Path, name: Any, what: str) -> Path:
-    """``folder / name``, if it is a file that resolves (after symlinks) inside ``folder``."""
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"{what}: a file name must be a non-empty string, got {name!r}")
-    path = (folder / name).resolve()
-    if not path.is_relative_to(folder.resolve()):
-        raise ValueError(
-            f"{what}: {name!r} resolves outside {folder}; a checkpoint may only read files inside "
-            "its folder (a Hugging Face cache snapshot links into its blobs folder: download with "
-            "snapshot_download(..., local_dir=...) to get a folder of plain files)"
-        )
-    if not path.is_file():
-        raise ValueError(f"{what}: {name!r} is not a file in {folder}")
-    return path
-
-
-def _read_json(folder: Path, name: str) -> Any:
-    path = _file_in(folder, name, name)
-    try:
-        return json.loads(path.read_bytes())
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        where = f" (line {err.lineno}, column {err.colno})" if hasattr(err, "lineno") else ""
-        raise ValueError(f"{name} in {folder} is not valid JSON{where}") from None
-
-
-def _shards(folder: Path) -> tuple[dict[str, str] | None, list[str]]:
-    """The index's weight map (None for a single file) and the names of the weight files."""
-    if (folder / INDEX).exists() or (folder / INDEX).is_symlink():
-        index = _read_json(folder, INDEX)
-        weight_map = index.get("weight_map") if isinstance(index, dict) else None
-        if not isinstance(weight_map, dict):
-            got = type(weight_map).__name__ if isinstance(index, dict) else type(index).__name__
-            raise ValueError(
-                f"{INDEX} in {folder} must hold a 'weight_map' that maps tensor names to shard "
-                f"files, got {got}"
-            )
-        if not weight_map:
-            raise ValueError(f"{INDEX} in {folder} has an empty weight_map")
-        for key, shard in weight_map.items():
-            if not isinstance(shard, str):
-                raise ValueError(f"{INDEX}: weight_map[{key!r}] must be a file name, got {shard!r}")
-        return weight_map, sorted(set(weight_map.values()))
-    if (folder / WEIGHTS).exists() or (folder / WEIGHTS).is_symlink():
-        return None, [WEIGHTS]
-    raise ValueError(
-        f"from_pretrained: {folder} has neither {WEIGHTS} nor {INDEX} "
-        "(pickled .bin checkpoints are not loaded)"
-    )
-
-
-class _Entry(NamedTuple):
-    """Where a tensor is stored and what its header says."""
-
-    path: Path
-    shard: str  # the file name, as the index gives it
-    shape: tuple[int, ...]
-    dtype: str  # safetensors' name: F32, BF16, …
-
-
-def _read_headers(folder: Path, weight_map: dict | None, names: list[str]) -> dict[str, _Entry]:
-    """Every tensor's entry, from the files' headers alone (no tensor is read)."""
-    from safetensors import SafetensorError, safe_open
-
-    found: dict[str, _Entry] = {}
-    for name in names:
-        path = _file_in(folder, name, "shard" if weight_map is not None else WEIGHTS)
-        try:
-            with safe_open(str(path), "pt") as f:
-                for key in f.keys():  # noqa: SIM118 (safe_open is not iterable)
-                    if key in found:
-                        raise ValueError(
-                            f"tensor {key!r} is stored twice: in {found[key].shard} and {name}"
-                        )
-                    piece = f.get_slice(key)
-                    found[key] = _Entry(path, name, tuple(piece.get_shape()), piece.get_dtype())
-        except (SafetensorError, OSError) as err:
-            raise ValueError(
-                f"cannot read {name} in {folder}: truncated or not a safetensors file ({err})"
-            ) from None
-    if weight_map is not None:
-        wrong = sorted(k for k in found.keys() | weight_map.keys()
-                       if k not in found or weight_map.get(k) != found[k].shard)  # fmt: skip
-        if wrong:
-            shown = ", ".join(map(repr, wrong[:_SHOWN])) + (" …" if len(wrong) > _SHOWN else "")
-            raise ValueError(
-                f"{INDEX} in {folder} disagrees with its shards about {len(wrong)} tensor(s) "
-                f"(listed in another shard, not listed, or not stored): {shown}"
-            )
-    for key, entry in found.items():
-        if entry.dtype not in _STORED_DTYPES:
-            raise ValueError(
-                f"tensor {key!r} is stored as {entry.dtype}; Jamba's weights are floating point "
-                f"({', '.join(_STORED_DTYPES)})"
-            )
-    return found
-
-
+# --------------------------------------------------------------------------- a folder
 def _as_dtype(value: Any, what: str) -> torch.dtype:
     """A floating-point torch dtype, from a dtype or its name (``"bfloat16"``)."""
     dtype = value
@@ -295,7 +193,9 @@ def _check_layers(config: JambaConfig, keys: Iterable[str]) -> None:
     n = config.num_hidden_layers
     if found != set(range(n)):
         held = f"layers {min(found)} to {max(found)} ({len(found)} in all)" if found else "none"
-        raise ValueError(f"{CONFIG} says num_hidden_layers = {n}, but the weights hold {held}")
+        raise ValueError(
+            f"{files.CONFIG} says num_hidden_layers = {n}, but the weights hold {held}"
+        )
 
 
 def from_pretrained(path: str | Path, dtype: torch.dtype | str | None = None) -> JambaForCausalLM:
@@ -316,21 +216,21 @@ def from_pretrained(path: str | Path, dtype: torch.dtype | str | None = None) ->
         raise ValueError(f"from_pretrained: {folder} is not a folder")
     if dtype is not None:
         dtype = _as_dtype(dtype, "from_pretrained: dtype")
-    if not (folder / CONFIG).exists() and not (folder / CONFIG).is_symlink():
-        raise ValueError(f"from_pretrained: {folder} has no {CONFIG}")
-    raw = _read_json(folder, CONFIG)
+    if not (folder / files.CONFIG).exists() and not (folder / files.CONFIG).is_symlink():
+        raise ValueError(f"from_pretrained: {folder} has no {files.CONFIG}")
+    raw = files.read_json(folder, files.CONFIG)
     try:
         config = JambaConfig.from_dict(raw)
     except ValueError as err:
-        raise ValueError(f"{CONFIG} in {folder}: {err}") from None
-    header = _read_headers(folder, *_shards(folder))
+        raise ValueError(f"{files.CONFIG} in {folder}: {err}") from None
+    header = files.read_headers(folder, *files.shards(folder))
     _check_layers(config, header)
     if dtype is None:
         named = raw.get("dtype") or raw.get("torch_dtype")
         if named is not None and named != "auto":
-            dtype = _as_dtype(named, f"{CONFIG} in {folder}: dtype")
+            dtype = _as_dtype(named, f"{files.CONFIG} in {folder}: dtype")
         else:
-            stored = {_STORED_DTYPES[e.dtype] for e in header.values()} or {torch.float32}
+            stored = {files.STORED_DTYPES[e.dtype] for e in header.values()} or {torch.float32}
             dtype = functools.reduce(torch.promote_types, stored)
     shapes = {key: entry.shape for key, entry in header.items()}
     with torch.device("meta"):  # names and shapes only: no memory, however large the config
@@ -349,27 +249,6 @@ def from_pretrained(path: str | Path, dtype: torch.dtype | str | None = None) ->
                 for key in keys:  # one tensor at a time, straight into its parameter
                     targets[key].copy_(f.get_tensor(key))
     return model.eval()
-
-
-# --------------------------------------------------------------------------- writing a folder
-def _old_shards(folder: Path) -> list[Path]:
-    """The shard files a sharded checkpoint already in ``folder`` lists (inside the folder and
-    named ``*.safetensors`` only; an unreadable index lists none)."""
-    try:
-        weight_map, names = _shards(folder)
-    except ValueError:
-        return []
-    if weight_map is None:
-        return []
-    old = []
-    for name in names:
-        try:
-            path = _file_in(folder, name, "shard")
-        except ValueError:
-            continue
-        if path.suffix == ".safetensors" and path.name != WEIGHTS:
-            old.append(path)
-    return old
 
 
 def save_pretrained(model: JambaForCausalLM, path: str | Path) -> None:
@@ -394,24 +273,8 @@ def save_pretrained(model: JambaForCausalLM, path: str | Path) -> None:
         sd.pop("lm_head.weight", None)
     config = model.config.to_dict()
     config["dtype"] = str(model.model.embed_tokens.weight.dtype).removeprefix("torch.")
-    old_shards = _old_shards(folder)
-    temporary = []
-    try:
-        for name in (WEIGHTS, CONFIG):
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
-            os.close(fd)
-            temporary.append(Path(tmp))
-        save_file({k: v.contiguous() for k, v in sd.items()}, str(temporary[0]),
-                  metadata={"format": "pt"})  # fmt: skip
-        temporary[1].write_text(json.dumps(config, indent=2))
-        for tmp in temporary:
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
-        (folder / INDEX).unlink(missing_ok=True)  # else it, not the new file, would be loaded
-        os.replace(temporary[0], folder / WEIGHTS)
-        os.replace(temporary[1], folder / CONFIG)
-    finally:
-        for tmp in temporary:
-            tmp.unlink(missing_ok=True)
-    for shard in old_shards:
-        shard.unlink(missing_ok=True)
+
+    def write_weights(file: str) -> None:
+        save_file({k: v.contiguous() for k, v in sd.items()}, file, metadata={"format": "pt"})
+
+    files.write_checkpoint(folder, write_weights, json.dumps(config, indent=2))

@@ -12,7 +12,6 @@ dict as it is. No positional encoding anywhere.
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -22,6 +21,7 @@ from torch import Tensor, nn
 
 from .attention import JambaAttention, KVCache
 from .config import JambaConfig
+from .generation import generate
 from .mamba import JambaMambaMixer, MambaState
 from .moe import JambaMLP, JambaSparseMoeBlock, load_balancing_loss
 from .norm import RMSNorm
@@ -298,110 +298,9 @@ class JambaForCausalLM(nn.Module):
         eos_token_id: int | list[int] | None = None,
         generator: torch.Generator | None = None,
     ) -> Tensor:
-        """Prefill the prompt ``(b, L)``, then one token per step from the hybrid cache.
-
-        Greedy when ``temperature == 0`` (the default); otherwise samples from the softmax at that
-        temperature, restricted to the ``top_k`` most likely tokens and/or the smallest set whose
-        probability reaches ``top_p`` (a temperature so small that the softmax overflows picks
-        the most likely token). ``eos_token_id``: an id or a list of ids that end a row; a row
-        that produced one repeats it while other rows go on, and generation stops once every row
-        has. Returns the prompt followed by the new tokens, int64, ``(b, L + steps)`` with
-        ``steps ≤ max_new_tokens``.
+        """Prefill the prompt ``(b, L)``, then one token per step from the hybrid cache; returns
+        ``(b, L + steps)``, steps ≤ ``max_new_tokens``. See :func:`jamba_min.generation.generate`.
         """
-        if (
-            isinstance(max_new_tokens, bool)
-            or not isinstance(max_new_tokens, int)
-            or max_new_tokens < 0
-        ):
-            raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
-        if not _is_real(temperature) or not (math.isfinite(temperature) and temperature >= 0):
-            raise ValueError(
-                f"temperature must be a finite number > 0, or 0 for greedy, got {temperature!r}"
-            )
-        if top_k is not None and not (_is_int(top_k) and top_k >= 1):
-            raise ValueError(f"top_k must be a positive int or None, got {top_k!r}")
-        if top_p is not None and not (_is_real(top_p) and 0 < top_p <= 1):
-            raise ValueError(f"top_p must be in (0, 1] or None, got {top_p!r}")
-        eos = self._eos_ids(eos_token_id)
-        input_ids = self._check_inputs(input_ids, None)
-        was_training = self.training
-        self.eval()
-        try:
-            return self._generate(input_ids, max_new_tokens, temperature, top_k, top_p, eos,
-                                  generator)  # fmt: skip
-        finally:
-            self.train(was_training)
-
-    def _eos_ids(self, eos_token_id: int | list[int] | None) -> Tensor | None:
-        """``eos_token_id`` as a tensor of ids, after checking it."""
-        if eos_token_id is None:
-            return None
-        ids = [eos_token_id] if _is_int(eos_token_id) else eos_token_id
-        vocab = self.config.vocab_size
-        if (
-            not isinstance(ids, (list, tuple))
-            or not ids
-            or not all(_is_int(i) and 0 <= i < vocab for i in ids)
-        ):
-            raise ValueError(
-                f"eos_token_id must be an int or a non-empty list of ints in [0, vocab_size = "
-                f"{vocab}), got {eos_token_id!r}"
-            )
-        return torch.tensor(ids)
-
-    def _generate(self, input_ids, max_new_tokens, temperature, top_k, top_p, eos, generator):
-        b, L = input_ids.shape
-        tokens = [input_ids]
-        # inference_mode rather than no_grad: no autograd bookkeeping at all, which is a tenth
-        # of a decoding step's time; the tokens are concatenated outside it, as normal tensors
-        with torch.inference_mode():
-            out = self._forward(input_ids, None, True, last_only=True)
-            for state in out.cache.layers:  # room for the new tokens, up to a prompt's worth;
-                if isinstance(state, KVCache):  # beyond that the cache doubles as it fills
-                    state.reserve(L + min(max_new_tokens, L))
-            done = torch.zeros(b, dtype=torch.bool, device=input_ids.device)
-            eos = eos.to(input_ids.device) if eos is not None else None
-            for i in range(max_new_tokens):
-                last = out.logits[:, -1]
-                last = last.to(torch.promote_types(last.dtype, torch.float32))
-                nxt = _pick(last, temperature, top_k, top_p, generator)
-                if eos is not None:
-                    nxt = torch.where(done, tokens[-1][:, -1], nxt)  # finished rows repeat
-                    done |= torch.isin(nxt, eos)
-                tokens.append(nxt[:, None])
-                if i + 1 == max_new_tokens or (eos is not None and bool(done.all())):
-                    break
-                out = self._forward(nxt[:, None], out.cache, False)
-        return torch.cat(tokens, dim=1)
-
-
-def _is_int(x) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _is_real(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-
-def _pick(logits: Tensor, temperature: float, top_k, top_p, generator) -> Tensor:
-    """The next token of each row from its logits ``(b, vocab)``."""
-    if temperature == 0:
-        return logits.argmax(-1)
-    scaled = logits / temperature
-    # a temperature so small that the division overflows (or is 0 in the logits' dtype) leaves
-    # no distribution to sample: such rows take their most likely token, the limit of sampling
-    overflow = ~torch.isfinite(scaled.amax(-1, keepdim=True))
-    if overflow.any():
-        top = torch.zeros_like(logits, dtype=torch.bool).scatter_(-1, logits.argmax(-1, True), True)
-        scaled = torch.where(overflow, torch.where(top, 0.0, float("-inf")), scaled)
-    logits = scaled
-    if top_k is not None:
-        kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p is not None:
-        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
-        probs = torch.softmax(sorted_logits, dim=-1)
-        drop = probs.cumsum(-1) - probs >= top_p  # tokens after the nucleus is complete
-        logits = logits.scatter(-1, order, sorted_logits.masked_fill(drop, float("-inf")))
-    probs = torch.softmax(logits, dim=-1)
-    return torch.multinomial(probs, 1, generator=generator)[:, 0]
+        return generate(
+            self, input_ids, max_new_tokens, temperature, top_k, top_p, eos_token_id, generator
+        )
