@@ -41,13 +41,14 @@ from .accounting import (
     param_breakdown,
 )
 from .attention import JambaAttention, KVCache
-from .checkpoint import from_pretrained
 from .config import JambaConfig
 from .mamba import JambaMambaMixer, MambaState
 from .model import JambaForCausalLM, JambaModel
 from .moe import JambaMLP, JambaSparseMoeBlock, load_balancing_loss
 from .norm import RMSNorm
-from .scan import selective_scan
+from .ops import selective_scan
+
+from_pretrained = JambaForCausalLM.from_pretrained  # jm.from_pretrained(path, dtype=None)
 
 __version__ = "0.1.0"
 

@@ -1,7 +1,8 @@
 """Causal grouped-query attention without positional encoding, with a KV cache (chapter 6).
 
 Shapes: ``b`` batch, ``L`` new tokens, ``T`` tokens in the cache, ``d`` = ``hidden_size``,
-``H`` query heads, ``G`` key-value heads (``num_key_value_heads``), ``hd`` = ``d / H``.
+``H`` query heads, ``G`` key-value heads (``num_key_value_heads``), ``d_h`` = ``d / H``
+(``head_dim``).
 
 Jamba's attention layers add no positional information at all, neither absolute embeddings nor
 RoPE: the Mamba layers before them already mix tokens in order, so the attention layers see
@@ -9,22 +10,24 @@ position-dependent inputs (the paper found RoPE changed little). Each group of `
 heads shares one key-value head, which divides the KV cache by ``H / G``.
 
 Module names and shapes are those of transformers' ``JambaAttention`` (``q_proj``, ``k_proj``,
-``v_proj``, ``o_proj``, no biases, scaling ``hd^-½``).
+``v_proj``, ``o_proj``, no biases, scaling ``d_h^-½``).
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import Tensor, nn
 
 from .config import JambaConfig
+from .ops.attention import sdpa_attention
 
 __all__ = ["JambaAttention", "KVCache", "causal_attention"]
 
 
 class KVCache:
-    """Keys and values of the tokens seen so far, ``(b, G, T, hd)`` each.
+    """Keys and values of the tokens seen so far, ``(b, G, T, d_h)`` each.
 
     Storage grows by doubling, so appending a token costs O(1) amortised, not a copy of the
     whole cache; :meth:`reserve` sets room for a known number of tokens up front (generation
@@ -55,7 +58,7 @@ class KVCache:
         return self._v[:, :, : self.length]
 
     def append(self, k: Tensor, v: Tensor) -> None:
-        """Add the keys and values of new tokens, ``(b, G, L, hd)`` each, in place."""
+        """Add the keys and values of new tokens, ``(b, G, L, d_h)`` each, in place."""
         if k.shape[:2] != self._k.shape[:2] or k.shape[3] != self._k.shape[3]:
             raise ValueError(
                 f"KVCache.append: new keys must have shape (batch, heads, L, head_dim) = "
@@ -76,9 +79,9 @@ class KVCache:
 def causal_attention(q: Tensor, k: Tensor, v: Tensor, scale: float, dropout: float = 0.0) -> Tensor:
     """The reference: softmax(q kᵀ · scale + causal mask) v, written out.
 
-    q: ``(b, H, L, hd)``; k, v: ``(b, H, T, hd)`` with T ≥ L; the L queries are the last L of
+    q: ``(b, H, L, d_h)``; k, v: ``(b, H, T, d_h)`` with T ≥ L; the L queries are the last L of
     the T positions, so query i may attend to keys 0 … T − L + i. The softmax runs in float32 at
-    least (float64 stays float64). Returns ``(b, H, L, hd)``.
+    least (float64 stays float64). Returns ``(b, H, L, d_h)``.
     """
     L, T = q.shape[2], k.shape[2]
     scores = (q @ k.transpose(2, 3)) * scale  # (b, H, L, T)
@@ -127,36 +130,20 @@ class JambaAttention(nn.Module):
                 f"JambaAttention: hidden_states must have shape (batch, L, hidden_size) with "
                 f"hidden_size = {d}, got {got}"
             )
-        b, L, _ = x.shape
-        q = self.q_proj(x).view(b, L, self.num_heads, self.head_dim).transpose(1, 2)
-        k = self.k_proj(x).view(b, L, self.num_kv_heads, self.head_dim).transpose(1, 2)
-        v = self.v_proj(x).view(b, L, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        q = rearrange(self.q_proj(x), "b L (H d_h) -> b H L d_h", H=self.num_heads)
+        k = rearrange(self.k_proj(x), "b L (G d_h) -> b G L d_h", G=self.num_kv_heads)
+        v = rearrange(self.v_proj(x), "b L (G d_h) -> b G L d_h", G=self.num_kv_heads)
         if cache is not None:
             cache.append(k, v)
             k, v = cache.keys, cache.values
         elif return_cache:
             cache = KVCache(k.contiguous(), v.contiguous())
-        gqa = self.num_heads != self.num_kv_heads
         p = self.config.attention_dropout if self.training else 0.0  # on the attention weights
         if self.impl == "eager":  # each key-value head serves H / G query heads: copy it
             groups = self.num_heads // self.num_kv_heads
             k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
             out = causal_attention(q, k, v, self.scale, dropout=p)
-        elif L == 1:  # one new token, which sees every key: the H / G query heads that share a
-            # key-value head become H / G rows of one query block, so each cached key is read once
-            G = self.num_kv_heads
-            out = F.scaled_dot_product_attention(
-                q.reshape(b, G, -1, self.head_dim), k, v, dropout_p=p, scale=self.scale
-            ).reshape(b, self.num_heads, 1, self.head_dim)
-        elif k.shape[2] == L:  # square causal
-            out = F.scaled_dot_product_attention(
-                q, k, v, is_causal=True, dropout_p=p, scale=self.scale, enable_gqa=gqa
-            )  # enable_gqa: the kernel shares each key-value head without copying it
-        else:  # several new tokens after a cache: the mask is offset
-            T = k.shape[2]
-            allowed = torch.ones(L, T, dtype=torch.bool, device=x.device).tril(T - L)
-            out = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=allowed, dropout_p=p, scale=self.scale, enable_gqa=gqa
-            )
-        out = self.o_proj(out.transpose(1, 2).reshape(b, L, -1))
+        else:  # the same in PyTorch's fused kernel, without copying key-value heads
+            out = sdpa_attention(q, k, v, self.scale, dropout=p)
+        out = self.o_proj(rearrange(out, "b H L d_h -> b L (H d_h)"))
         return (out, cache) if return_cache else out

@@ -30,16 +30,18 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
 from . import checkpoint_io as files
 from .config import JambaConfig
-from .model import JambaForCausalLM
 
-__all__ = ["from_pretrained", "load_hf_state_dict", "save_pretrained"]
+if TYPE_CHECKING:  # the model imports this module, not the other way round
+    from .model import JambaForCausalLM
+
+__all__ = ["load_hf_state_dict", "load_pretrained", "save_pretrained"]
 
 # an expert or layer index is a plain decimal number of at most 9 digits; nothing else fits
 _PER_EXPERT = re.compile(
@@ -198,9 +200,12 @@ def _check_layers(config: JambaConfig, keys: Iterable[str]) -> None:
         )
 
 
-def from_pretrained(path: str | Path, dtype: torch.dtype | str | None = None) -> JambaForCausalLM:
-    """A model from a local folder: ``config.json`` plus ``model.safetensors`` or a sharded
-    ``model.safetensors.index.json`` with its shards, either expert layout.
+def load_pretrained(
+    model_class: type[JambaForCausalLM], path: str | Path, dtype: torch.dtype | str | None = None
+) -> JambaForCausalLM:
+    """A ``model_class`` model (``JambaForCausalLM.from_pretrained``) from a local folder:
+    ``config.json`` plus ``model.safetensors`` or a sharded ``model.safetensors.index.json`` with
+    its shards, either expert layout.
 
     ``dtype`` (a torch dtype or its name) casts the weights. Without it the model takes the dtype
     that ``config.json`` names (``dtype`` or ``torch_dtype``), else the one the tensors are stored
@@ -234,7 +239,7 @@ def from_pretrained(path: str | Path, dtype: torch.dtype | str | None = None) ->
             dtype = functools.reduce(torch.promote_types, stored)
     shapes = {key: entry.shape for key, entry in header.items()}
     with torch.device("meta"):  # names and shapes only: no memory, however large the config
-        model = JambaForCausalLM(config)
+        model = model_class(config)
     _fit(model, shapes)  # raises before anything is allocated
     model.to(dtype).to_empty(device="cpu")  # allocate; every tensor is filled below
     model.tie_weights()  # to_empty gave the embedding and a tied head a tensor each

@@ -18,21 +18,38 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["HIDDEN_ACTIVATIONS", "RUNTIME_FIELDS", "JambaConfig"]
+import torch.nn.functional as F
+from torch import Tensor
 
-#: Activations accepted for ``hidden_act`` (the ones Jamba-family checkpoints use).
-HIDDEN_ACTIVATIONS = ("silu", "gelu", "gelu_pytorch_tanh", "relu")
+__all__ = [
+    "ACTIVATIONS", "HIDDEN_ACTIVATIONS", "IGNORED_FIELDS", "RUNTIME_FIELDS", "JambaConfig",
+]  # fmt: skip
 
-#: Fields that a built model reads while it runs (or never): they may change after it is built.
-#: Every other field fixes the modules' shapes or constants when the model is built.
-RUNTIME_FIELDS = frozenset({
-    "router_aux_loss_coef", "attention_dropout", "output_router_logits", "use_cache",
-    "pad_token_id", "bos_token_id", "eos_token_id", "initializer_range",
+#: The activations ``hidden_act`` can name (transformers' ACT2FN entries that Jamba uses).
+ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
+    "silu": F.silu,
+    "gelu": F.gelu,
+    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "relu": F.relu,
+}
+#: Their names, the values ``hidden_act`` accepts.
+HIDDEN_ACTIVATIONS = tuple(ACTIVATIONS)
+
+#: Fields kept so that a transformers ``config.json`` reads in and writes back unchanged, which
+#: jamba_min never reads: no code checks them, and they change nothing. (``use_cache`` and
+#: ``output_router_logits``: the caller asks for a cache or reads the router logits; the token
+#: ids: ``generate`` takes ``eos_token_id`` as an argument; no position embeddings exist; the
+#: kernels are chosen per op, ``jamba_min.ops``.)
+IGNORED_FIELDS = frozenset({
+    "use_cache", "output_router_logits", "pad_token_id", "bos_token_id", "eos_token_id",
     "max_position_embeddings", "use_mamba_kernels",
 })  # fmt: skip
+#: Fields that a built model reads while it runs (or never): they may change after it is built.
+#: Every other field fixes the modules' shapes or constants when the model is built.
+RUNTIME_FIELDS = IGNORED_FIELDS | {"router_aux_loss_coef", "attention_dropout", "initializer_range"}
 
 # transformers maps this legacy name onto ``num_experts`` (its ``attribute_map``).
 _ALIASES = {"num_local_experts": "num_experts"}
@@ -42,9 +59,10 @@ _ALIASES = {"num_local_experts": "num_experts"}
 class JambaConfig:
     """Hyper-parameters of a Jamba model; names and defaults as transformers' ``JambaConfig``.
 
-    Every field is checked when the config is made (and when :meth:`validate` is called after
-    editing it); a bad value raises ``ValueError`` naming the field, the value and what was
-    expected. ``mamba_dt_rank="auto"`` resolves to ``ceil(hidden_size / 16)``.
+    Every field that jamba_min reads is checked when the config is made (and when :meth:`validate`
+    is called after editing it); a bad value raises ``ValueError`` naming the field, the value and
+    what was expected. The fields in :data:`IGNORED_FIELDS` are kept as given and never read.
+    ``mamba_dt_rank="auto"`` resolves to ``ceil(hidden_size / 16)``.
 
     Example:
         >>> cfg = JambaConfig()
@@ -149,7 +167,6 @@ class JambaConfig:
             "num_hidden_layers",
             "num_attention_heads",
             "num_key_value_heads",
-            "max_position_embeddings",
             "num_experts_per_tok",
             "num_experts",
             "expert_layer_period",
@@ -164,14 +181,7 @@ class JambaConfig:
             _check_int(name, getattr(self, name))
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in (
-            "tie_word_embeddings",
-            "use_cache",
-            "output_router_logits",
-            "use_mamba_kernels",
-            "mamba_conv_bias",
-            "mamba_proj_bias",
-        ):
+        for name in ("tie_word_embeddings", "mamba_conv_bias", "mamba_proj_bias"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
 

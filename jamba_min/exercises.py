@@ -18,7 +18,7 @@ import torch
 
 from .accounting import count_params, kv_cache_bytes, mamba_mixer_params, paper_models
 from .config import JambaConfig
-from .scan import selective_scan
+from .ops import selective_scan
 
 __all__ = [
     "check_active_params",

@@ -12,13 +12,15 @@ dict as it is. No positional encoding anywhere.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
+from . import checkpoint
 from .attention import JambaAttention, KVCache
 from .config import JambaConfig
 from .generation import generate
@@ -270,17 +272,21 @@ class JambaForCausalLM(nn.Module):
             logits = self.lm_head(hidden)
         return CausalLMOutput(logits, router_logits, cache, self.config)
 
-    def load_hf_state_dict(self, sd) -> None:
+    @classmethod
+    def from_pretrained(
+        cls, path: str | Path, dtype: torch.dtype | str | None = None
+    ) -> JambaForCausalLM:
+        """A model from a local folder: ``config.json`` plus ``model.safetensors`` or a sharded
+        index, either expert layout; see :func:`jamba_min.checkpoint.load_pretrained`."""
+        return checkpoint.load_pretrained(cls, path, dtype)
+
+    def load_hf_state_dict(self, sd: Mapping[str, Tensor]) -> None:
         """Load a transformers-style state dict, either expert layout (see ``checkpoint``)."""
-        from .checkpoint import load_hf_state_dict
+        checkpoint.load_hf_state_dict(self, sd)
 
-        load_hf_state_dict(self, sd)
-
-    def save_pretrained(self, path) -> None:
+    def save_pretrained(self, path: str | Path) -> None:
         """Write ``config.json`` + ``model.safetensors`` in the published layout."""
-        from .checkpoint import save_pretrained
-
-        save_pretrained(self, path)
+        checkpoint.save_pretrained(self, path)
 
     @torch.no_grad()
     def num_parameters(self) -> int:

@@ -20,8 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import JambaConfig
-from .mamba import ACTIVATIONS
+from .config import ACTIVATIONS, JambaConfig
 
 __all__ = ["JambaMLP", "JambaSparseMoeBlock", "load_balancing_loss", "route"]
 

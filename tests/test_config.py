@@ -139,3 +139,11 @@ def test_layer_index_is_checked():
     cfg = jm.JambaConfig(num_hidden_layers=4)
     with pytest.raises(ValueError, match=r"layer index must be in \[0, 4\), got 4"):
         cfg.is_attention_layer(4)
+
+
+def test_ignored_fields_are_kept_as_given_and_not_checked():
+    """Fields jamba_min never reads cost no validation: they only round-trip."""
+    odd = dict(use_cache="yes", max_position_embeddings=None, eos_token_id=[1, 2], bos_token_id=-1)
+    cfg = jm.JambaConfig(**odd)
+    assert set(odd) <= jm.config.IGNORED_FIELDS
+    assert {k: cfg.to_dict()[k] for k in odd} == odd

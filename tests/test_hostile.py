@@ -17,7 +17,7 @@ from test_model import BASE
 import jamba_min as jm
 from jamba_min.attention import KVCache
 from jamba_min.checkpoint import _split_experts
-from jamba_min.mamba import causal_conv1d
+from jamba_min.ops import causal_conv1d
 
 INDEX = "model.safetensors.index.json"
 JAMBA_LIKE = dict(BASE, num_hidden_layers=8, attn_layer_period=4, attn_layer_offset=2)

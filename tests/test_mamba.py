@@ -9,8 +9,8 @@ from transformers.cache_utils import DynamicCache
 from transformers.models.jamba import modeling_jamba
 
 import jamba_min as jm
-from jamba_min.config import HIDDEN_ACTIVATIONS
-from jamba_min.mamba import ACTIVATIONS, JambaMambaMixer, MambaState
+from jamba_min.config import ACTIVATIONS, HIDDEN_ACTIVATIONS
+from jamba_min.mamba import JambaMambaMixer, MambaState
 
 CONFIGS = {
     "tiny": dict(hidden_size=24, mamba_d_state=8, mamba_d_conv=4, mamba_expand=2),
@@ -181,7 +181,7 @@ def test_bad_input(call, message):
 @pytest.mark.parametrize("bias", [True, False])
 def test_causal_conv1d_equals_nn_conv1d(K, L, bias):
     """The time-major depthwise conv and its hand-written backward against nn.Conv1d."""
-    from jamba_min.mamba import causal_conv1d
+    from jamba_min.ops import causal_conv1d
 
     torch.manual_seed(K * 100 + L)
     c = 5
@@ -206,7 +206,7 @@ def test_causal_conv1d_equals_nn_conv1d(K, L, bias):
 
 
 def test_causal_conv1d_half_precision_computes_in_float32():
-    from jamba_min.mamba import causal_conv1d
+    from jamba_min.ops import causal_conv1d
 
     u = torch.randn(1, 6, 3).bfloat16()
     w, b = torch.randn(3, 4), torch.randn(3)
@@ -218,7 +218,7 @@ def test_causal_conv1d_half_precision_computes_in_float32():
 
 def test_causal_conv1d_gradient_of_the_input_alone():
     """Frozen weights: only the input's gradient is computed, and it is right."""
-    from jamba_min.mamba import causal_conv1d
+    from jamba_min.ops import causal_conv1d
 
     u = torch.randn(2, 7, 3, dtype=torch.float64, requires_grad=True)
     w, b = torch.randn(3, 4, dtype=torch.float64), torch.randn(3, dtype=torch.float64)

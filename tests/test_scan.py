@@ -5,7 +5,7 @@ import torch
 from scan_helpers import assert_close, hf_scan, make_inputs, run
 
 import jamba_min as jm
-from jamba_min import chunked_scan
+from jamba_min.ops import chunked_scan
 
 BACKENDS = ["ref", "parallel"]
 SHAPES = [(2, 5, 1, 4), (2, 5, 7, 4), (1, 6, 129, 16), (2, 3, 1000, 8)]  # (b, d_inner, L, d_state)
@@ -41,7 +41,7 @@ def test_parallel_matches_ref_in_float64(shape, options):
 @pytest.mark.parametrize("L", [1, 2, 13, 100])
 def test_parallel_block_and_chunk_boundaries(monkeypatch, budget, L):
     # tiny block budgets force many blocks, chunks of one step, and padded last blocks
-    monkeypatch.setattr(chunked_scan, "_BLOCK_ELEMENTS", budget)
+    monkeypatch.setattr(chunked_scan, "BLOCK_ELEMENTS", budget)
     options = OPTIONS[1]
     inputs = make_inputs(2, 3, L, 2, **options)
     ref = run(lambda **kw: jm.selective_scan(**kw, backend="ref"), inputs, **options)
@@ -51,7 +51,7 @@ def test_parallel_block_and_chunk_boundaries(monkeypatch, budget, L):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_gradcheck(monkeypatch, backend):
-    monkeypatch.setattr(chunked_scan, "_BLOCK_ELEMENTS", 24)  # several blocks even at this size
+    monkeypatch.setattr(chunked_scan, "BLOCK_ELEMENTS", 24)  # several blocks even at this size
     inputs = make_inputs(2, 3, 11, 2, D=True, z=True, delta_bias=True)
     names = list(inputs)
 

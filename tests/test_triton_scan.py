@@ -52,7 +52,7 @@ def test_tile_sizes_do_not_change_the_result(block_d, chunk):
     # d_inner = 13 is not a multiple of any block; L = 37 leaves a partial last chunk
     options = OPTIONS[1]
     inputs = make_inputs(1, 13, 37, 8, dtype=torch.float32, **options)
-    from jamba_min.triton_scan import selective_scan_triton
+    from jamba_min.ops.triton_scan import selective_scan_triton
 
     tiled = run(
         lambda **kw: selective_scan_triton(**kw, block_d=block_d, chunk=chunk),
@@ -123,7 +123,7 @@ def test_gradient_through_the_last_state_alone():
 
 
 def test_tile_sizes_are_checked():
-    from jamba_min.triton_scan import selective_scan_triton
+    from jamba_min.ops.triton_scan import selective_scan_triton
 
     inputs = {
         k: v.detach()

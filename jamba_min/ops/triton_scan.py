@@ -9,7 +9,7 @@ which is all the backward needs.
 The backward kernel walks the chunks in reverse. For each chunk it recomputes the states from
 the chunk's saved entering state into a small scratch buffer, then steps backwards through the
 chunk with the adjoint recurrence. Written with the message μ_t = Ā_t λ_t that a step passes to
-the step before it, λ_t = ∂L/∂h_t + μ_{t+1} and every quantity is read at its own time step:
+the step before it, λ_t = ∂ℒ/∂h_t + μ_{t+1} and every quantity is read at its own time step:
 no reverse scan primitive (``associative_scan(reverse=True)`` is buggy in some Triton versions)
 and no shifted loads. Gradients that sum over channels (B, C) are written per channel block and
 summed by the host, which keeps the kernel free of atomics and deterministic.
@@ -25,9 +25,9 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from ._autograd import first_order_only
+from .common import first_order_only
 
-__all__ = ["selective_scan_triton"]
+__all__ = ["scan_bwd_kernel", "scan_fwd_kernel", "selective_scan_triton", "tile_sizes"]
 
 
 @triton.jit
@@ -39,7 +39,7 @@ def _softplus(x):
 
 
 @triton.jit
-def _scan_fwd_kernel(
+def scan_fwd_kernel(
     u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,  # inputs
     out_ptr, states_ptr, last_ptr,  # outputs
     L, d_inner, d_state,
@@ -50,12 +50,15 @@ def _scan_fwd_kernel(
     """u, delta, z, out: (b, d_inner, L); A: (d_inner, d_state); B, C: (b, d_state, L);
     D, bias: (d_inner,); states: (b, chunks, d_inner, d_state), the state entering each chunk;
     last: (b, d_inner, d_state). All contiguous float32. Grid: (b, cdiv(d_inner, BLOCK_D))."""
-    pid_b, pid_d = tl.program_id(0).to(tl.int64), tl.program_id(1)  # int64: b·d·L can pass 2³¹
+    pid_b, pid_d = (
+        tl.program_id(0).to(tl.int64),
+        tl.program_id(1),
+    )  # int64: offsets can pass 2³¹
     offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
     offs_n = tl.arange(0, BLOCK_N)
     mask_d, mask_n = offs_d < d_inner, offs_n < d_state
     mask_dn = mask_d[:, None] & mask_n[None, :]
-    dn = offs_d[:, None] * d_state + offs_n[None, :]  # offsets of a (d, n) state
+    dn = offs_d[:, None] * d_state + offs_n[None, :]  # offsets of a (d_inner, N) state
     A = tl.load(A_ptr + dn, mask=mask_dn, other=0.0)  # (BLOCK_D, BLOCK_N)
     bias = tl.zeros((BLOCK_D,), dtype=tl.float32)
     if HAS_BIAS:
@@ -63,8 +66,8 @@ def _scan_fwd_kernel(
     Dv = tl.zeros((BLOCK_D,), dtype=tl.float32)
     if HAS_D:
         Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0)
-    col_d = pid_b * d_inner * L + offs_d * L  # offsets of (b, d, t = 0)
-    col_n = pid_b * d_state * L + offs_n * L  # offsets of (b, n, t = 0)
+    col_d = pid_b * d_inner * L + offs_d * L  # offsets of (b, d_inner, t = 0)
+    col_n = pid_b * d_state * L + offs_n * L  # offsets of (b, N, t = 0)
     chunks = tl.cdiv(L, CHUNK)
     h = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)
     for c in range(chunks):
@@ -90,7 +93,7 @@ def _scan_fwd_kernel(
 
 
 @triton.jit
-def _scan_bwd_kernel(
+def scan_bwd_kernel(
     u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, states_ptr,  # forward
     g_out_ptr, g_last_ptr,  # incoming gradients
     g_u_ptr, g_delta_ptr, g_z_ptr, g_A_ptr, g_B_ptr, g_C_ptr, g_D_ptr,  # outgoing
@@ -103,7 +106,10 @@ def _scan_bwd_kernel(
     """Shapes as the forward; g_u, g_delta (w.r.t. the raw Δ), g_z: (b, d_inner, L); g_A:
     (b, d_inner, d_state) and g_D: (b, d_inner), per batch row; g_B, g_C: (b, channel blocks,
     d_state, L), per channel block; scratch: (b, channel blocks, CHUNK, BLOCK_D, BLOCK_N)."""
-    pid_b, pid_d = tl.program_id(0).to(tl.int64), tl.program_id(1)  # int64: b·d·L can pass 2³¹
+    pid_b, pid_d = (
+        tl.program_id(0).to(tl.int64),
+        tl.program_id(1),
+    )  # int64: offsets can pass 2³¹
     offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
     offs_n = tl.arange(0, BLOCK_N)
     mask_d, mask_n = offs_d < d_inner, offs_n < d_state
@@ -124,7 +130,7 @@ def _scan_bwd_kernel(
     scratch = scratch_ptr + program * CHUNK * BLOCK_D * BLOCK_N + tile
     chunks = tl.cdiv(L, CHUNK)
 
-    # μ: the message Ā λ that the step after the current one passes back; at the end, ∂L/∂h_L
+    # μ: the message Ā λ that the step after the current one passes back; at the end, ∂ℒ/∂h_L
     mu = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)
     if HAS_G_LAST:
         mu = tl.load(g_last_ptr + pid_b * d_inner * d_state + dn, mask=mask_dn, other=0.0)
@@ -159,7 +165,7 @@ def _scan_bwd_kernel(
             g_out = tl.load(g_out_ptr + col_d + t, mask=mask_d, other=0.0)
             h = tl.load(scratch + (t - start) * BLOCK_D * BLOCK_N)
             a = tl.exp(dt[:, None] * A)
-            x = (dt * u)[:, None] * Bt[None, :]
+            Bu = (dt * u)[:, None] * Bt[None, :]
 
             # through the gate and the skip: out = (C·h + D u) · silu(z)
             g_y = g_out
@@ -173,13 +179,13 @@ def _scan_bwd_kernel(
                 g_y = g_out * z * sig
             g_D += g_y * u
 
-            lam = g_y[:, None] * Ct[None, :] + mu  # λ_t = ∂L/∂h_t, all paths
+            lam = g_y[:, None] * Ct[None, :] + mu  # λ_t = dℒ/dh_t, all paths
             mu = a * lam  # what reaches h_{t-1} through Ā_t
-            # Ā_t receives λ_t h_{t-1}; G = λ_t Ā_t h_{t-1} = λ_t (h_t − B̄u_t) = ∂L/∂(Δ_t A)
-            G = lam * (h - x)
-            g_A += G * dt[:, None]
-            lam_B = tl.sum(lam * Bt[None, :], axis=1)  # Σ_n λ B
-            g_dt = tl.sum(G * A, axis=1) + lam_B * u
+            # Ā_t receives λ_t h_{t-1}; η = λ_t Ā_t h_{t-1} = λ_t (h_t − B̄u_t) = ∂ℒ/∂(Δ_t A)
+            eta = lam * (h - Bu)
+            g_A += eta * dt[:, None]
+            lam_B = tl.sum(lam * Bt[None, :], axis=1)  # Σ_j λ B
+            g_dt = tl.sum(eta * A, axis=1) + lam_B * u
             if SOFTPLUS:
                 g_dt = g_dt * tl.sigmoid(raw)
             tl.store(g_delta_ptr + col_d + t, g_dt, mask=mask_d)
@@ -192,7 +198,11 @@ def _scan_bwd_kernel(
         tl.store(g_D_ptr + pid_b * d_inner + offs_d, g_D, mask=mask_d)
 
 
-def _blocks(d_inner: int, d_state: int, block_d: int | None, chunk: int | None):
+def tile_sizes(
+    d_inner: int, d_state: int, block_d: int | None = None, chunk: int | None = None
+) -> tuple[int, int, int]:
+    """``BLOCK_D`` channels per program, ``BLOCK_N`` ≥ d_state (a power of two, as Triton's
+    tiles must be) and ``CHUNK`` steps between saved states, unless given."""
     BLOCK_N = triton.next_power_of_2(d_state)
     BLOCK_D = block_d or min(16, triton.next_power_of_2(d_inner))
     return BLOCK_D, BLOCK_N, chunk or 64
@@ -201,18 +211,18 @@ def _blocks(d_inner: int, d_state: int, block_d: int | None, chunk: int | None):
 class _TritonScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, softplus, block_d, chunk):
-        b, d, L = u.shape
-        n = A.shape[1]
-        BLOCK_D, BLOCK_N, CHUNK = _blocks(d, n, block_d, chunk)
+        b, d_inner, L = u.shape
+        N = A.shape[1]
+        BLOCK_D, BLOCK_N, CHUNK = tile_sizes(d_inner, N, block_d, chunk)
         out = torch.empty_like(u)
         save = any(ctx.needs_input_grad)
-        states = u.new_empty(b, triton.cdiv(L, CHUNK) if save else 0, d, n)
-        last = u.new_empty(b, d, n)
-        _scan_fwd_kernel[(b, triton.cdiv(d, BLOCK_D))](
+        states = u.new_empty(b, triton.cdiv(L, CHUNK) if save else 0, d_inner, N)
+        last = u.new_empty(b, d_inner, N)
+        scan_fwd_kernel[(b, triton.cdiv(d_inner, BLOCK_D))](
             u, delta, A, B, C,
             D if D is not None else u, z if z is not None else u,
             delta_bias if delta_bias is not None else u,
-            out, states, last, L, d, n,
+            out, states, last, L, d_inner, N,
             HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
             SOFTPLUS=softplus, SAVE_STATES=save, BLOCK_D=BLOCK_D, BLOCK_N=BLOCK_N, CHUNK=CHUNK,
         )  # fmt: skip
@@ -228,17 +238,17 @@ class _TritonScan(torch.autograd.Function):
     def backward(ctx, g_out, g_last):
         u, delta, A, B, C, D, z, delta_bias, states = ctx.saved_tensors
         softplus, BLOCK_D, BLOCK_N, CHUNK = ctx.config
-        b, d, L = u.shape
-        n = A.shape[1]
-        d_blocks = triton.cdiv(d, BLOCK_D)
+        b, d_inner, L = u.shape
+        N = A.shape[1]
+        d_blocks = triton.cdiv(d_inner, BLOCK_D)
         g_u, g_delta = torch.empty_like(u), torch.empty_like(u)
         g_z = torch.empty_like(u) if z is not None else None
-        g_A = u.new_empty(b, d, n)
-        g_D = u.new_empty(b, d) if D is not None else None
-        g_B = u.new_empty(b, d_blocks, n, L)
-        g_C = u.new_empty(b, d_blocks, n, L)
+        g_A = u.new_empty(b, d_inner, N)
+        g_D = u.new_empty(b, d_inner) if D is not None else None
+        g_B = u.new_empty(b, d_blocks, N, L)
+        g_C = u.new_empty(b, d_blocks, N, L)
         scratch = u.new_empty(b, d_blocks, CHUNK, BLOCK_D, BLOCK_N)
-        _scan_bwd_kernel[(b, d_blocks)](
+        scan_bwd_kernel[(b, d_blocks)](
             u, delta, A, B, C,
             D if D is not None else u, z if z is not None else u,
             delta_bias if delta_bias is not None else u, states,
@@ -246,7 +256,7 @@ class _TritonScan(torch.autograd.Function):
             g_last.contiguous() if g_last is not None else u,
             g_u, g_delta, g_z if g_z is not None else u, g_A, g_B, g_C,
             g_D if g_D is not None else u, scratch,
-            L, d, n,
+            L, d_inner, N,
             HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
             SOFTPLUS=softplus, HAS_G_LAST=g_last is not None,
             BLOCK_D=BLOCK_D, BLOCK_N=BLOCK_N, CHUNK=CHUNK,
@@ -282,10 +292,16 @@ def selective_scan_triton(
 ) -> Tensor | tuple[Tensor, Tensor]:
     """The selective scan with the Triton kernels; shapes as :func:`jamba_min.selective_scan`.
 
-    Computes in float32 and returns ``y`` in ``u``'s dtype (and the last state in float32).
-    ``block_d`` (channels per program, a power of two) and ``chunk`` (steps between saved
-    states) override the defaults, for tests and tuning.
+    Computes in float32 and returns ``y`` in ``u``'s dtype (and the last state in float32);
+    float64 inputs are refused (the kernels have no float64 path: use ``backend="parallel"``,
+    which ``backend="auto"`` picks for them). ``block_d`` (channels per program, a power of two)
+    and ``chunk`` (steps between saved states) override the defaults, for tests and tuning.
     """
+    if u.dtype == torch.float64:
+        raise ValueError(
+            "backend='triton' computes in float32 and has no float64 path; for float64 inputs "
+            "use backend='parallel' or 'ref' (backend='auto' does)"
+        )
 
     for name, value in (("block_d", block_d), ("chunk", chunk)):
         if value is not None and (not isinstance(value, int) or value < 1):

@@ -13,16 +13,20 @@ Three ways to compute it, selected by ``backend``:
 * ``"ref"``: a plain loop over time that reads like the equations (chapter 2). Autograd
   differentiates it; iterating over ``unbind()`` slices keeps its backward linear in L.
 * ``"parallel"``: a chunked scan in pure PyTorch with a hand-written backward (chapter 3,
-  ``jamba_min.chunked_scan``). Time is processed in blocks that fit in cache; inside a block,
+  ``jamba_min.ops.chunked_scan``). Time is processed in blocks that fit in cache; inside a block,
   chunks are scanned side by side and the state is carried from chunk to chunk and from block to
   block. The backward recomputes each block from its saved starting state instead of storing
   every state, so memory stays at a few blocks whatever the sequence length.
-* ``"triton"``: Triton kernels, forward and backward (chapter 4, ``jamba_min.triton_scan``);
+* ``"triton"``: Triton kernels, forward and backward (chapter 4, ``jamba_min.ops.triton_scan``);
   on a machine without a GPU they run in Triton's interpreter: exact, but slow.
-* ``"auto"``: ``"triton"`` for CUDA tensors, ``"parallel"`` otherwise.
+* ``"auto"``: ``"triton"`` for CUDA tensors (but float64), ``"parallel"`` otherwise.
 
-All backends compute in float32 (float64 for float64 inputs); float16/bfloat16 results are cast
-back to the input dtype. The returned last state stays in the compute dtype, as in mamba_ssm.
+All backends compute in float32, float16/bfloat16 results cast back to the input dtype; float64
+inputs compute in float64 with ``"ref"`` and ``"parallel"``, and ``"triton"`` refuses them. The
+returned last state stays in the compute dtype, as in mamba_ssm.
+
+:func:`selective_state_update` is one step of the same recurrence for one token, from a given
+state: what decoding runs.
 """
 
 from __future__ import annotations
@@ -31,14 +35,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .chunked_scan import _compute_dtype, selective_scan_parallel
+from .chunked_scan import selective_scan_parallel
+from .common import cast, compute_dtype
 
 __all__ = [
     "BACKENDS",
     "check_backend",
+    "random_scan_inputs",
     "selective_scan",
     "selective_scan_parallel",
     "selective_scan_ref",
+    "selective_state_update",
+    "selective_state_update_ref",
 ]
 
 BACKENDS = ("ref", "parallel", "triton", "auto")
@@ -81,8 +89,8 @@ def selective_scan(
     """
     check_backend(backend)
     _check_inputs(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
-    if backend == "auto":
-        backend = "triton" if u.is_cuda else "parallel"
+    if backend == "auto":  # the Triton kernels compute in float32: float64 stays in PyTorch
+        backend = "triton" if u.is_cuda and u.dtype != torch.float64 else "parallel"
     if backend == "triton":
         fn = _triton_backend()
     else:
@@ -178,7 +186,7 @@ def selective_scan_ref(
     and computing ``y`` from the stacked states after the loop, which keeps autograd's backward
     linear in L (indexing one step at a time makes it quadratic).
     """
-    dtype = _compute_dtype(u)
+    dtype = compute_dtype(u)
     u_, A_, B_, C_ = (t.to(dtype) for t in (u, A, B, C))
     delta = delta.to(dtype)
     if delta_bias is not None:
@@ -205,3 +213,110 @@ def selective_scan_ref(
         y = y * F.silu(z.to(dtype))  # y ← y · silu(z)
     y = y.to(u.dtype)
     return (y, h) if return_last_state else y
+
+
+# --------------------------------------------------------------------------- one token
+def selective_state_update(
+    h: Tensor,
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None = None,
+    z: Tensor | None = None,
+    delta_bias: Tensor | None = None,
+    delta_softplus: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """One step of the scan: the state ``h`` ``(b, d_inner, d_state)`` after the previous token
+    and one token's u, Δ, z ``(b, d_inner)``, B, C ``(b, d_state)`` → y ``(b, d_inner)`` and the
+    new state. ``h`` is not modified. Computes in ``h``'s dtype (the compute dtype).
+
+    The same arithmetic as :func:`selective_state_update_ref`, with fused PyTorch ops (one
+    ``addcmul`` for the update, one ``bmm`` for the readout): a decoding step is hundreds of
+    small ops, and each one saved shows.
+    """
+    dtype = h.dtype
+    dt = cast(delta, dtype)
+    dt = dt + cast(delta_bias, dtype) if delta_bias is not None else dt
+    dt = F.softplus(dt) if delta_softplus else dt
+    u_, B_, C_ = cast(u, dtype), cast(B, dtype), cast(C, dtype)
+    decayed = torch.exp(dt[..., None] * cast(A, dtype)) * h  # Ā ⊙ h
+    h = torch.addcmul(decayed, (dt * u_)[..., None], B_[:, None])  # + (Δu) Bᵀ = B̄u
+    y = torch.bmm(h, C_[..., None])[..., 0]  # C · h
+    if D is not None:
+        y = torch.addcmul(y, cast(D, dtype), u_)  # + D u
+    if z is not None:
+        y = y * F.silu(cast(z, dtype))
+    return y, h
+
+
+def selective_state_update_ref(
+    h: Tensor,
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None = None,
+    z: Tensor | None = None,
+    delta_bias: Tensor | None = None,
+    delta_softplus: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """:func:`selective_state_update` written as the equations of chapter 2."""
+    dtype = h.dtype
+    dt = delta.to(dtype) + (delta_bias.to(dtype) if delta_bias is not None else 0)
+    if delta_softplus:
+        dt = F.softplus(dt)
+    A_bar = torch.exp(dt[..., None] * A.to(dtype))  # Ā = exp(Δ A)         (b, d_inner, N)
+    Bu_bar = (dt * u.to(dtype))[..., None] * B.to(dtype)[:, None]  # B̄u = Δ B u
+    h = A_bar * h + Bu_bar  # h ← Ā ⊙ h + B̄u
+    y = (h * C.to(dtype)[:, None]).sum(-1)  # y = C · h
+    if D is not None:
+        y = y + D.to(dtype) * u.to(dtype)
+    if z is not None:
+        y = y * F.silu(z.to(dtype))
+    return y, h
+
+
+# --------------------------------------------------------------------------- test inputs
+def random_scan_inputs(
+    batch: int,
+    d_inner: int,
+    L: int,
+    d_state: int,
+    *,
+    D: bool = True,
+    z: bool = True,
+    delta_bias: bool = True,
+    delta_softplus: bool = True,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    requires_grad: bool = False,
+) -> dict[str, Tensor | None]:
+    """Random keyword arguments for :func:`selective_scan`, in Mamba's ranges: what the tests,
+    the benchmarks and the book draw. Shapes as :func:`selective_scan`.
+
+    A = −exp(·) < 0; Δ is raw (about −1, before the softplus) with ``delta_softplus=True``, and
+    already positive without it. The numbers come from one float64 stream in a fixed order, so
+    they do not depend on ``dtype``, ``device`` or which optional inputs are asked for.
+    """
+    g = torch.Generator().manual_seed(seed)
+
+    def r(*shape: int) -> Tensor:
+        return torch.randn(*shape, generator=g, dtype=torch.float64)
+
+    t = {"u": r(batch, d_inner, L), "delta": r(batch, d_inner, L) * 0.5 - 1.0}
+    if not delta_softplus:
+        t["delta"] = F.softplus(t["delta"])
+    t["A"] = -torch.exp(r(d_inner, d_state) * 0.5)
+    t["B"], t["C"] = r(batch, d_state, L), r(batch, d_state, L)
+    t["D"], t["z"], t["delta_bias"] = r(d_inner), r(batch, d_inner, L), r(d_inner) * 0.1
+    for name, wanted in (("D", D), ("z", z), ("delta_bias", delta_bias)):
+        if not wanted:
+            t[name] = None
+    return {
+        k: v.to(device=device, dtype=dtype).requires_grad_(requires_grad) if v is not None else v
+        for k, v in t.items()
+    }

@@ -4,9 +4,9 @@
 semantics, channel-first shapes) in a custom ``autograd.Function`` with a hand-written backward:
 
 * time is processed in **blocks** that fit in the CPU's cache, in a time-major layout
-  ``(b, S, n, d)``: each step's state is contiguous, and products that broadcast Δ or B run
+  ``(b, S, N, d_inner)``: each step's state is contiguous, and products that broadcast Δ or B run
   along the long d_inner axis, which a CPU's vector units handle better than d_state's 16;
-* inside a block, **chunks** of T ≈ √S steps are scanned side by side from a zero state, the true
+* inside a block, **chunks** of τ ≈ √S steps are scanned side by side from a zero state, the true
   state is carried from chunk to chunk with the product of their Ā (exp(A·ΣΔ)), and each chunk is
   rescanned from its true entering state, in place (:func:`_scan_block`);
 * the backward keeps only the state entering each chunk (and y before the gate), recomputes each
@@ -22,14 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._autograd import first_order_only
+from .common import compute_dtype, first_order_only
 
 __all__ = ["selective_scan_parallel"]
-
-
-def _compute_dtype(u: Tensor) -> torch.dtype:
-    """Every backend computes in float32, or in float64 for float64 inputs."""
-    return torch.float64 if u.dtype == torch.float64 else torch.float32
 
 
 def selective_scan_parallel(
@@ -49,7 +44,7 @@ def selective_scan_parallel(
     Everything, bias, softplus, ``D`` and the gate included, runs in :class:`_ChunkedScan`, one
     block of time at a time, with a backward written by hand.
     """
-    dtype = _compute_dtype(u)
+    dtype = compute_dtype(u)
     args = [None if t is None else t.to(dtype) for t in (u, delta, A, B, C, D, z, delta_bias)]
     grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in args)
     y, h_last = _ChunkedScan.apply(*args, delta_softplus, grad)
@@ -59,22 +54,22 @@ def selective_scan_parallel(
 
 # Elements of one (batch, block, d_inner, d_state) tensor: 2**21 floats = 8 MiB in float32, so
 # that the handful of block-sized tensors that a block needs stay in the CPU's cache.
-_BLOCK_ELEMENTS = 2**21
+BLOCK_ELEMENTS = 2**21
 
 
-def _plan(b: int, d: int, n: int, L: int) -> tuple[int, int, int]:
-    """Chunk length T, chunks per block and number of blocks for a sequence of L steps.
+def plan(b: int, d_inner: int, N: int, L: int) -> tuple[int, int, int]:
+    """Chunk length τ, chunks per block and number of blocks for a sequence of L steps.
 
-    A block holds about ``_BLOCK_ELEMENTS`` state elements. Scanning a block of S = T·chunks
-    steps takes about 2T + chunks sequential operations, few for T ≈ √S. The sizes are rounded
+    A block holds about ``BLOCK_ELEMENTS`` state elements. Scanning a block of S = τ·chunks
+    steps takes about 2τ + chunks sequential operations, few for τ ≈ √S. The sizes are rounded
     so that the blocks cover L with as little padding as possible.
     """
-    steps = max(1, min(L, _BLOCK_ELEMENTS // (b * d * n)))
+    steps = max(1, min(L, BLOCK_ELEMENTS // (b * d_inner * N)))
     blocks = -(-L // steps)
     per_block = -(-L // blocks)
-    T = max(1, math.isqrt(per_block))
-    chunks = -(-per_block // T)
-    return T, chunks, -(-L // (T * chunks))
+    chunk = max(1, math.isqrt(per_block))
+    chunks = -(-per_block // chunk)
+    return chunk, chunks, -(-L // (chunk * chunks))
 
 
 def _time_major(x: Tensor) -> Tensor:
@@ -93,9 +88,9 @@ class _Block:
     the sequence get Δ = 0, so Ā = 1 and B̄u = 0: the state passes through them unchanged.
     """
 
-    def __init__(self, k, S, dt, u, B, C, z):
+    def __init__(self, i, S, dt, u, B, C, z):
         L = u.shape[1]
-        self.sl = slice(k * S, min((k + 1) * S, L))
+        self.sl = slice(i * S, min((i + 1) * S, L))
         self.valid, self.S = self.sl.stop - self.sl.start, S
         self.dt, self.u = self.stage(dt), self.stage(u)
         self.du = self.dt * self.u
@@ -118,20 +113,20 @@ class _Block:
 class _ChunkedScan(torch.autograd.Function):
     """The whole selective scan, one block of time at a time; the backward recomputes per block.
 
-    Inside a block the layout is time-major, ``(b, S, n, d)``, so that each step's state (stored
-    transposed, ``(n, d)``) is contiguous and the per-step outputs are batched matrix products.
-    Δ's bias and softplus are applied once, to the whole sequence. For the backward it keeps Δ
-    after them (the size of u), the state entering each chunk (one ``(b, n, d)`` state per T
-    steps) and y before the gate (the size of u, which spares the backward a pass over the
-    states); nothing at all when no gradient is needed (``grad=False``).
+    Inside a block the layout is time-major, ``(b, S, N, d_inner)``, so that each step's state
+    (stored transposed, ``(N, d_inner)``) is contiguous and the per-step outputs are batched
+    matrix products. Δ's bias and softplus are applied once, to the whole sequence. For the
+    backward it keeps Δ after them (the size of u), the state entering each chunk (one
+    ``(b, N, d_inner)`` state per τ steps) and y before the gate (the size of u, which spares the
+    backward a pass over the states); nothing at all when no gradient is needed (``grad=False``).
     """
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, softplus, grad):
-        b, d, L = u.shape
-        n = A.shape[1]
-        T, chunks, blocks = _plan(b, d, n, L)
-        S = T * chunks
+        b, d_inner, L = u.shape
+        N = A.shape[1]
+        chunk, chunks, blocks = plan(b, d_inner, N, L)
+        S = chunk * chunks
         dt = _time_major(delta)  # Δ, time-major, after the bias and the softplus
         if delta_bias is not None:
             dt = dt + delta_bias
@@ -139,18 +134,18 @@ class _ChunkedScan(torch.autograd.Function):
             dt = F.softplus(dt)
         u_t, B_t, C_t = _time_major(u), _time_major(B), _time_major(C)
         z_t = _time_major(z) if z is not None else None
-        out = u.new_empty(b, L, d)
-        y_pre = u.new_empty(b, L, d) if z is not None and grad else None  # y before the gate
-        At = A.t().contiguous()  # the state's layout is (n, d): see _ChunkedScan
-        h = u.new_zeros(b, n, d)
-        bufs = u.new_empty(2, b, S, n, d)
+        out = u.new_empty(b, L, d_inner)
+        y_pre = u.new_empty(b, L, d_inner) if z is not None and grad else None  # y before the gate
+        At = A.t().contiguous()  # the state's layout is (N, d_inner): see _ChunkedScan
+        h = u.new_zeros(b, N, d_inner)
+        bufs = u.new_empty(2, b, S, N, d_inner)
         entering = []  # the state entering each chunk of each block
-        for k in range(blocks):
-            blk = _Block(k, S, dt, u_t, B_t, C_t, z_t)
-            a, H = _discretize(blk.dt, blk.du, At, blk.B, *bufs)
-            h, h_in = _scan_block(a, H, h, blk.dt, At, T)
+        for i in range(blocks):
+            blk = _Block(i, S, dt, u_t, B_t, C_t, z_t)
+            a, hs = _discretize(blk.dt, blk.du, At, blk.B, *bufs)
+            h, h_in = _scan_block(a, hs, h, blk.dt, At, chunk)
             entering.append(h_in)
-            y = torch.matmul(blk.C[:, :, None, :], H).squeeze(2)  # y_t = C_t · h_t    (b, S, d)
+            y = torch.matmul(blk.C[:, :, None, :], hs).squeeze(2)  # y_t = C_t · h_t    (b, S, d)
             if D is not None:
                 y += D * blk.u
             if z is not None:
@@ -160,7 +155,7 @@ class _ChunkedScan(torch.autograd.Function):
             blk.put(out, y)
         if grad:  # `grad`: whether a backward can follow (False under no_grad: keep nothing)
             ctx.save_for_backward(u, dt, A, B, C, D, z, torch.stack(entering), y_pre)
-        ctx.config = (softplus, delta_bias is not None, T, chunks)
+        ctx.config = (softplus, delta_bias is not None, chunk, chunks)
         return out.transpose(1, 2), h.transpose(1, 2).contiguous()
 
     @staticmethod
@@ -169,8 +164,8 @@ class _ChunkedScan(torch.autograd.Function):
     )
     def backward(ctx, g_out: Tensor, g_h_last: Tensor | None):
         u, dt, A, B, C, D, z, entering, y_pre = ctx.saved_tensors
-        softplus, bias, T, chunks = ctx.config
-        S, blocks = T * chunks, entering.shape[0]
+        softplus, bias, chunk, chunks = ctx.config
+        S, blocks = chunk * chunks, entering.shape[0]
         u_t, B_t, C_t, g_out = _time_major(u), _time_major(B), _time_major(C), _time_major(g_out)
         z_t = _time_major(z) if z is not None else None
         g_u, g_delta = torch.empty_like(u_t), torch.empty_like(u_t)  # all time-major
@@ -182,29 +177,29 @@ class _ChunkedScan(torch.autograd.Function):
         bufs = u.new_empty(3, u.shape[0], S, *entering.shape[-2:])
         # ρ: the adjoint flowing into a block's last step from the steps after the block
         rho = g_h_last.transpose(1, 2) if g_h_last is not None else torch.zeros_like(bufs[0, :, 0])
-        for k in reversed(range(blocks)):
-            blk = _Block(k, S, dt, u_t, B_t, C_t, z_t)
+        for i in reversed(range(blocks)):
+            blk = _Block(i, S, dt, u_t, B_t, C_t, z_t)
             g_y = blk.stage(g_out)
-            a, H = _discretize(blk.dt, blk.du, At, blk.B, bufs[0], bufs[1])
-            _scan_block(a, H, None, blk.dt, At, T, entering[k])  # H[:, t] = h_t again
+            a, hs = _discretize(blk.dt, blk.du, At, blk.B, bufs[0], bufs[1])
+            _scan_block(a, hs, None, blk.dt, At, chunk, entering[i])  # hs[:, t] = h_t again
             # through the gate and the skip: out = (C·h + D u) · silu(z)
             if z is not None:
                 y = blk.stage(y_pre)
                 sig = torch.sigmoid(blk.z)
                 blk.put(g_z, g_y * y * sig * (1 + blk.z * (1 - sig)))
                 g_y = g_y * (blk.z * sig)
-            blk.put(g_C, torch.matmul(H, g_y[..., None]).squeeze(-1))  # Σ_d h g_y   (b, S, n)
+            blk.put(g_C, torch.matmul(hs, g_y[..., None]).squeeze(-1))  # Σ_d h g_y   (b, S, N)
             lam = torch.mul(blk.C[..., None], g_y[:, :, None, :], out=bufs[2])  # ∂L/∂h_t ...
-            rho = _scan_block_backward(a, lam, rho, blk.dt, At, T)  # ... then λ_t in place
+            rho = _scan_block_backward(a, lam, rho, blk.dt, At, chunk)  # ... then λ_t in place
             # B̄u_t = Δu_t B_t receives λ_t: B through Δu, and Δu through B
             blk.put(g_B, torch.matmul(lam, blk.du[..., None]).squeeze(-1))
             g_du = torch.matmul(blk.B[:, :, None, :], lam).squeeze(2)  # Σ_n B λ     (b, S, d)
-            # Ā_t = exp(Δ_t A) receives λ_t ⊙ h_{t-1}; G = λ_t ⊙ h_{t-1} ⊙ Ā_t is ∂L/∂(Δ_t A)
-            G = a.mul_(lam)
-            G[:, 1:].mul_(H[:, :-1])
-            G[:, 0].mul_(entering[k][:, 0])
-            g_At += torch.mul(G, blk.dt[:, :, None, :], out=lam).sum((0, 1))
-            g_dt = G.mul_(At).sum(2).add_(g_du * blk.u)
+            # Ā_t = exp(Δ_t A) receives λ_t ⊙ h_{t-1}; η = λ_t ⊙ h_{t-1} ⊙ Ā_t is ∂ℒ/∂(Δ_t A)
+            eta = a.mul_(lam)
+            eta[:, 1:].mul_(hs[:, :-1])
+            eta[:, 0].mul_(entering[i][:, 0])
+            g_At += torch.mul(eta, blk.dt[:, :, None, :], out=lam).sum((0, 1))
+            g_dt = eta.mul_(At).sum(2).add_(g_du * blk.u)
             if softplus:  # softplus'(x) = sigmoid(x) = 1 − exp(−softplus(x))
                 g_dt *= torch.expm1(-blk.dt).neg_()
             blk.put(g_delta, g_dt)
@@ -223,9 +218,9 @@ class _ChunkedScan(torch.autograd.Function):
 def _discretize(
     dt: Tensor, du: Tensor, At: Tensor, B: Tensor, a: Tensor, x: Tensor
 ) -> tuple[Tensor, Tensor]:
-    """Ā = exp(Δ A) and B̄u = Δu·B for one block, written into ``a`` and ``x`` (b, S, n, d).
+    """Ā = exp(Δ A) and B̄u = Δu·B for one block, written into ``a`` and ``x`` (b, S, N, d_inner).
 
-    At is Aᵀ, ``(n, d)``; dt, du: ``(b, S, d)``; B: ``(b, S, n)``.
+    At is Aᵀ, ``(N, d_inner)``; dt, du: ``(b, S, d_inner)``; B: ``(b, S, N)``.
 
     The buffers are reused from block to block: fresh multi-megabyte tensors would cost a page
     fault per 4 KiB on first touch, which on a CPU takes longer than the arithmetic.
@@ -241,43 +236,46 @@ def _scan_block(
     h0: Tensor | None,
     dt: Tensor,
     At: Tensor,
-    T: int,
+    chunk: int,
     h_in: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Scan one block in place: on return ``x[:, t]`` holds h_t.
 
-    a, x: ``(b, S, n, d)`` with S = T·chunks; h0: ``(b, n, d)`` the state before the block.
+    a, x: ``(b, S, N, d_inner)`` with S = chunk·chunks; h0: ``(b, N, d_inner)``, the state
+    before the block.
     Three passes, none of them a loop over the block's S single steps:
-    1. scan every chunk from a zero state, all chunks side by side (T steps of chunk-wide ops);
+    1. scan every chunk from a zero state, all chunks side by side (τ steps of chunk-wide ops);
     2. carry the true state across chunks (one step per chunk): a chunk multiplies the state
        entering it by the product of its Ā, which is exp(A·ΣΔ), and adds its local final state;
-    3. rescan every chunk from its true entering state, in place (T steps again).
-    Given the entering states ``h_in`` ``(b, chunks, n, d)`` of a previous call, only pass 3
+    3. rescan every chunk from its true entering state, in place (τ steps again).
+    Given the entering states ``h_in`` ``(b, chunks, N, d_inner)`` of a previous call, only pass 3
     runs. Returns the block's last state and ``h_in``.
     """
-    b, S, n, d = x.shape
-    chunks = S // T
-    a_j = a.view(b, chunks, T, n, d).unbind(2)  # a_j[j]: step j of every chunk, (b, chunks, n, d)
-    x_j = x.view(b, chunks, T, n, d).unbind(2)
+    b, S, N, d_inner = x.shape
+    chunks = S // chunk
+    a_t = a.view(b, chunks, chunk, N, d_inner).unbind(2)  # a_t[t]: step t of every chunk
+    x_t = x.view(b, chunks, chunk, N, d_inner).unbind(2)
     if h_in is None and chunks == 1:
         h_in = h0[:, None]
     elif h_in is None:
-        local = x_j[0].clone()  # each chunk's state from a zero start, updated in place
-        for j in range(1, T):
-            torch.addcmul(x_j[j], a_j[j], local, out=local)
-        decay = torch.exp(dt.view(b, chunks, T, d).sum(2)[:, :, None, :] * At)  # Π Ā of a chunk
+        local = x_t[0].clone()  # each chunk's state from a zero start, updated in place
+        for t in range(1, chunk):
+            torch.addcmul(x_t[t], a_t[t], local, out=local)
+        decay = torch.exp(
+            dt.view(b, chunks, chunk, d_inner).sum(2)[:, :, None, :] * At
+        )  # Π Ā of a chunk
         h_in = torch.empty_like(local)  # the true state entering each chunk
         h_in[:, 0] = h0
-        for c in range(1, chunks):
-            torch.addcmul(local[:, c - 1], decay[:, c - 1], h_in[:, c - 1], out=h_in[:, c])
-    x_j[0].addcmul_(a_j[0], h_in)
-    for j in range(1, T):
-        x_j[j].addcmul_(a_j[j], x_j[j - 1])
-    return x_j[T - 1][:, -1].clone(), h_in
+        for i in range(1, chunks):
+            torch.addcmul(local[:, i - 1], decay[:, i - 1], h_in[:, i - 1], out=h_in[:, i])
+    x_t[0].addcmul_(a_t[0], h_in)
+    for t in range(1, chunk):
+        x_t[t].addcmul_(a_t[t], x_t[t - 1])
+    return x_t[chunk - 1][:, -1].clone(), h_in
 
 
 def _scan_block_backward(
-    a: Tensor, g: Tensor, rho: Tensor, dt: Tensor, At: Tensor, T: int
+    a: Tensor, g: Tensor, rho: Tensor, dt: Tensor, At: Tensor, chunk: int
 ) -> Tensor:
     """The adjoint scan of one block, in place: on return ``g[:, t]`` holds λ_t.
 
@@ -285,26 +283,26 @@ def _scan_block_backward(
     that follows it. The same three passes as :func:`_scan_block`, backwards in time. Returns the
     ρ that this block hands to the block before it: Ā ⊙ λ of its first step.
     """
-    b, S, n, d = g.shape
-    chunks = S // T
-    a_j = a.view(b, chunks, T, n, d).unbind(2)
-    g_j = g.view(b, chunks, T, n, d).unbind(2)
+    b, S, N, d_inner = g.shape
+    chunks = S // chunk
+    a_t = a.view(b, chunks, chunk, N, d_inner).unbind(2)
+    g_t = g.view(b, chunks, chunk, N, d_inner).unbind(2)
     if chunks == 1:  # one chunk: a plain reverse scan
-        g_j[T - 1].add_(rho[:, None])
-        for j in range(T - 2, -1, -1):
-            g_j[j].addcmul_(a_j[j + 1], g_j[j + 1])
-        return a_j[0][:, 0] * g_j[0][:, 0]
-    local = g_j[T - 1].clone()
-    for j in range(T - 2, -1, -1):
-        torch.addcmul(g_j[j], a_j[j + 1], local, out=local)
-    # a chunk's first λ responds to what enters at its end through Ā_1 ⋯ Ā_{T-1} of the chunk
-    decay = torch.exp(dt.view(b, chunks, T, d)[:, :, 1:].sum(2)[:, :, None, :] * At)
+        g_t[chunk - 1].add_(rho[:, None])
+        for t in range(chunk - 2, -1, -1):
+            g_t[t].addcmul_(a_t[t + 1], g_t[t + 1])
+        return a_t[0][:, 0] * g_t[0][:, 0]
+    local = g_t[chunk - 1].clone()
+    for t in range(chunk - 2, -1, -1):
+        torch.addcmul(g_t[t], a_t[t + 1], local, out=local)
+    # a chunk's first λ responds to what enters at its end through Ā_1 ⋯ Ā_{τ-1} of the chunk
+    decay = torch.exp(dt.view(b, chunks, chunk, d_inner)[:, :, 1:].sum(2)[:, :, None, :] * At)
     rho_in = torch.empty_like(local)  # what flows into each chunk's last step from the next
     rho_in[:, -1] = rho
-    for c in range(chunks - 1, 0, -1):
-        lam_first = torch.addcmul(local[:, c], decay[:, c], rho_in[:, c])
-        torch.mul(a_j[0][:, c], lam_first, out=rho_in[:, c - 1])
-    g_j[T - 1].add_(rho_in)
-    for j in range(T - 2, -1, -1):
-        g_j[j].addcmul_(a_j[j + 1], g_j[j + 1])
-    return a_j[0][:, 0] * g_j[0][:, 0]
+    for i in range(chunks - 1, 0, -1):
+        lam_first = torch.addcmul(local[:, i], decay[:, i], rho_in[:, i])
+        torch.mul(a_t[0][:, i], lam_first, out=rho_in[:, i - 1])
+    g_t[chunk - 1].add_(rho_in)
+    for t in range(chunk - 2, -1, -1):
+        g_t[t].addcmul_(a_t[t + 1], g_t[t + 1])
+    return a_t[0][:, 0] * g_t[0][:, 0]
