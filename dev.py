@@ -67,8 +67,7 @@ def install() -> None:
         elif run(*pip, "--index-url", CPU_INDEX, "--timeout", "30", spec, check=False) != 0:
             print("The CPU-only index was unreachable; installing torch from PyPI.", flush=True)
             run(*pip, spec)
-    run(*pip, "-r", "requirements.txt")
-    run(*pip, "--no-deps", "-e", ".")
+    run(*pip, "-r", "requirements.txt")  # jamba_min itself (editable) and its extras
     STAMP.write_text(requirements_hash())
 
 

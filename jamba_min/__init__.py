@@ -12,17 +12,24 @@ name                symbol       meaning
 ``d``, ``hidden``   d            model width, ``hidden_size``
 ``d_inner``         E·d          Mamba's inner width, ``mamba_expand * hidden_size``
 ``d_state``         N            SSM state size per channel (16 in Jamba)
-``d_conv``                       width of Mamba's causal depthwise convolution (4)
 ``dt_rank``         R            rank of the low-rank projection that makes Δ (ceil(d / 16))
 ``delta``           Δ            input-dependent step size of the discretisation
 ``A``, ``B``, ``C`` A, B, C      SSM parameters; B and C are input-dependent in Mamba (S6)
 ``D``               D            skip connection from input to output inside the SSM
-``l``                            layers per Jamba block (``attn_layer_period``)
-``a:m``                          attention-to-Mamba layers within a block (1:7)
-``e``                            a MoE MLP every ``e`` layers (``expert_layer_period``)
-``n``                            experts per MoE layer (``num_experts``)
-``K``                            experts used per token (``num_experts_per_tok``)
+``d_conv``                       width of Mamba's causal depthwise convolution (4)
+``H``, ``G``        H, G         query heads; key-value heads (each serves H / G query heads)
+``d_h``             d_h          size of one attention head, ``head_dim``
+``T``               T            tokens held in a KV cache (the context while decoding)
+``chunk``           τ            chunk length of the chunked scan (``jamba_min.ops``)
+``l``               l            layers per Jamba block (``attn_layer_period``)
+``a:m``             a:m          attention-to-Mamba layers within a block (1:7)
+``e``               e            a MoE MLP every ``e`` layers (``expert_layer_period``)
+``n``               n            experts per MoE layer (``num_experts``)
+``K``               K            experts used per token (``num_experts_per_tok``)
 ==================  ===========  ==========================================================
+
+Every symbol has one meaning in the whole package and book; the book's notation page lists them
+all, with shapes and the chapter that introduces each.
 """
 
 from . import (
@@ -39,6 +46,7 @@ from .accounting import (
     mlp_params,
     paper_models,
     param_breakdown,
+    scan_bytes,
 )
 from .attention import JambaAttention, KVCache
 from .config import JambaConfig
@@ -76,5 +84,6 @@ __all__ = [
     "mlp_params",
     "paper_models",
     "param_breakdown",
+    "scan_bytes",
     "selective_scan",
 ]

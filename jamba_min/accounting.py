@@ -1,4 +1,5 @@
-"""Parameter and memory accounting from a config alone (chapter 0).
+"""Parameter and memory accounting from a config alone (chapter 0), and the bytes a scan must
+move (chapter 4).
 
 Nothing here allocates a tensor: the counts follow from the shapes that the layers will have,
 layer by layer, so they work for a 52B-parameter model on a laptop. The tests check every count
@@ -23,6 +24,7 @@ __all__ = [
     "mlp_params",
     "paper_models",
     "param_breakdown",
+    "scan_bytes",
 ]
 
 
@@ -109,7 +111,7 @@ def count_params(cfg: JambaConfig) -> dict[str, int]:
 def kv_cache_bytes(cfg: JambaConfig, seq_len: int, batch: int = 1, dtype_bytes: int = 2) -> int:
     """Bytes of the attention layers' key-value cache.
 
-    ``2 (K and V) × attention layers × num_key_value_heads × head_dim × seq_len × batch ×
+    ``2 (keys and values) × attention layers × num_key_value_heads × head_dim × seq_len × batch ×
     dtype_bytes``. Mamba layers hold no KV cache (see :func:`mamba_state_bytes`). For the default
     config at 256K tokens in 16-bit this is 4 GiB, the paper's Table 1.
     """
@@ -132,6 +134,33 @@ def mamba_state_bytes(cfg: JambaConfig, batch: int = 1, dtype_bytes: int = 2) ->
     _check_count("dtype_bytes", dtype_bytes, 1)
     per_layer = cfg.mamba_d_inner * (cfg.mamba_d_state + cfg.mamba_d_conv)
     return len(cfg.mamba_layers()) * per_layer * batch * dtype_bytes
+
+
+def scan_bytes(batch: int, d_inner: int, d_state: int, L: int, mode: str = "fwd") -> int:
+    """Bytes a float32 selective scan must move between GPU memory (HBM) and the chip, at least.
+
+    Shapes as :func:`jamba_min.selective_scan` takes them: ``u``, ``delta`` and the gate ``z`` are
+    ``(batch, d_inner, L)``, ``B`` and ``C`` ``(batch, d_state, L)``, the output ``y`` is
+    ``(batch, d_inner, L)``; 4 bytes a number. States never leave the chip in this count (the
+    floor under a fused kernel, chapter 4), and the per-channel ``A``, ``D`` and ``delta_bias``,
+    too small to matter, are left out.
+
+    ``mode="fwd"``: read ``u``, ``delta``, ``z``, ``B``, ``C`` and write ``y``,
+    ``4 · (4 · batch · d_inner · L + 2 · batch · d_state · L)`` bytes. ``mode="fwd+bwd"`` adds a
+    backward that reads the five inputs again with ∂L/∂y, writes the gradients of all five, and
+    reads ∂L/∂Δ once more (to sum it into the gradient of ``delta_bias``).
+
+    Returns:
+        bytes, an int; divided by a time in seconds, the bandwidth that time implies.
+    """
+    for name, value in (("batch", batch), ("d_inner", d_inner), ("d_state", d_state), ("L", L)):
+        _check_count(name, value, 1)
+    if mode not in ("fwd", "fwd+bwd"):
+        raise ValueError(f"mode must be 'fwd' or 'fwd+bwd', got {mode!r}")
+    inputs = 4 * (3 * batch * d_inner * L + 2 * batch * d_state * L)  # u, Δ, z and B, C
+    one = 4 * batch * d_inner * L  # one (batch, d_inner, L) tensor: y, ∂L/∂y, ∂L/∂Δ
+    fwd = inputs + one
+    return fwd if mode == "fwd" else fwd + 2 * inputs + 2 * one
 
 
 def paper_models() -> dict[str, JambaConfig]:

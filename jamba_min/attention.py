@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from .config import JambaConfig
+from .config import JambaConfig, check_hidden_states
 from .ops.attention import sdpa_attention
 
 __all__ = ["JambaAttention", "KVCache", "causal_attention"]
@@ -123,13 +123,7 @@ class JambaAttention(nn.Module):
         the cached ones and to each other, and are appended to it in place (decoding).
         """
         x = hidden_states
-        d = self.config.hidden_size
-        if not isinstance(x, Tensor) or x.dim() != 3 or x.shape[-1] != d:
-            got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-            raise ValueError(
-                f"JambaAttention: hidden_states must have shape (batch, L, hidden_size) with "
-                f"hidden_size = {d}, got {got}"
-            )
+        check_hidden_states(x, self.config.hidden_size, "JambaAttention")
         q = rearrange(self.q_proj(x), "b L (H d_h) -> b H L d_h", H=self.num_heads)
         k = rearrange(self.k_proj(x), "b L (G d_h) -> b G L d_h", G=self.num_kv_heads)
         v = rearrange(self.v_proj(x), "b L (G d_h) -> b G L d_h", G=self.num_kv_heads)

@@ -26,6 +26,7 @@ from torch import Tensor
 
 __all__ = [
     "ACTIVATIONS", "HIDDEN_ACTIVATIONS", "IGNORED_FIELDS", "RUNTIME_FIELDS", "JambaConfig",
+    "check_hidden_states",
 ]  # fmt: skip
 
 #: The activations ``hidden_act`` can name (transformers' ACT2FN entries that Jamba uses).
@@ -315,3 +316,15 @@ def _check_positive_int(name: str, value: Any) -> None:
 
 def _is_real(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_hidden_states(x: Any, hidden_size: int, what: str, one_token: bool = False) -> None:
+    """Raise ``ValueError`` unless ``x`` is a tensor ``(batch, L, hidden_size)`` (or, for one
+    token, ``(batch, hidden_size)``); ``what`` names the caller in the message."""
+    dims, shape = (2, "(batch, hidden_size)") if one_token else (3, "(batch, L, hidden_size)")
+    if not isinstance(x, Tensor) or x.dim() != dims or x.shape[-1] != hidden_size:
+        got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(
+            f"{what}: hidden_states must have shape {shape} with hidden_size = {hidden_size}, "
+            f"got {got}"
+        )

@@ -133,25 +133,25 @@ def _gen(seed: int) -> torch.Generator:
 def check_discretize(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], Any]) -> None:
     """Grade ``fn(A, B, delta) -> (A_bar, B_bar)``: zero-order-hold discretisation (chapter 1).
 
-    A, B: ``(d, n)`` (A diagonal per channel, negative); delta: ``(d,)``. Expected:
+    A, B: ``(d_inner, N)`` (A diagonal per channel, negative); delta: ``(d_inner,)``. Expected:
     Ā = exp(ΔA) and B̄ = (ΔA)⁻¹(exp(ΔA) − 1)·ΔB, elementwise.
     """
     cases = []
-    for seed, (d, n) in enumerate([(1, 1), (3, 4), (8, 16)]):
+    for seed, (d_inner, N) in enumerate([(1, 1), (3, 4), (8, 16)]):
         g = _gen(seed)
-        A = -torch.rand(d, n, generator=g, dtype=torch.float64) * 4 - 0.1
-        B = torch.randn(d, n, generator=g, dtype=torch.float64)
-        delta = torch.rand(d, generator=g, dtype=torch.float64) + 0.01
+        A = -torch.rand(d_inner, N, generator=g, dtype=torch.float64) * 4 - 0.1
+        B = torch.randn(d_inner, N, generator=g, dtype=torch.float64)
+        delta = torch.rand(d_inner, generator=g, dtype=torch.float64) + 0.01
         dA = delta[:, None] * A
         want = (torch.exp(dA), (torch.exp(dA) - 1) / dA * delta[:, None] * B)
-        cases.append((f"d={d}, n={n}", fn(A, B, delta), want))
+        cases.append((f"d_inner={d_inner}, N={N}", fn(A, B, delta), want))
     _compare_tensors("check_discretize", cases)
 
 
 def check_ssm_kernel(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, int], Any]) -> None:
-    """Grade ``fn(A_bar, B_bar, C, L) -> K``: the convolution kernel of a diagonal LTI SSM.
+    """Grade ``fn(A_bar, B_bar, C, L) -> kernel``: the convolution kernel of a diagonal LTI SSM.
 
-    A_bar, B_bar, C: ``(n,)``; K: ``(L,)`` with K_k = Σ_n C_n Ā_n^k B̄_n (chapter 1).
+    A_bar, B_bar, C: ``(N,)``; kernel: ``(L,)`` with κ̄_i = Σ_j C_j Ā_j^i B̄_j (chapter 1).
     """
     cases = []
     for seed, (n, L) in enumerate([(1, 5), (4, 1), (16, 64)]):
@@ -274,40 +274,41 @@ def check_causal_conv1d(
 ) -> None:
     """Grade ``fn(x, weight, bias) -> y``: Mamba's causal depthwise convolution, no activation.
 
-    x: ``(b, d, L)``; weight: ``(d, K)``; bias: ``(d,)``; y: ``(b, d, L)`` with
-    y[:, c, t] = bias[c] + Σ_k weight[c, k] · x[:, c, t − K + 1 + k] (zeros before the start).
+    x: ``(b, d_inner, L)``; weight: ``(d_inner, d_conv)``; bias: ``(d_inner,)``; y: like x, with
+    y[:, c, t] = bias[c] + Σ_i weight[c, i] · x[:, c, t − d_conv + 1 + i] (zeros before the start).
     """
     import torch.nn.functional as F
 
     cases = []
-    for seed, (b, d, L, K) in enumerate([(1, 1, 1, 4), (2, 3, 10, 4), (2, 5, 3, 4), (1, 4, 9, 2)]):
+    shapes = [(1, 1, 1, 4), (2, 3, 10, 4), (2, 5, 3, 4), (1, 4, 9, 2)]
+    for seed, (b, d_inner, L, d_conv) in enumerate(shapes):
         g = _gen(seed)
-        x = torch.randn(b, d, L, generator=g, dtype=torch.float64)
-        w = torch.randn(d, K, generator=g, dtype=torch.float64)
-        bias = torch.randn(d, generator=g, dtype=torch.float64)
-        want = F.conv1d(x, w[:, None], bias, padding=K - 1, groups=d)[..., :L]
-        cases.append((f"(b, d, L, K) = {(b, d, L, K)}", fn(x, w, bias), want))
+        x = torch.randn(b, d_inner, L, generator=g, dtype=torch.float64)
+        w = torch.randn(d_inner, d_conv, generator=g, dtype=torch.float64)
+        bias = torch.randn(d_inner, generator=g, dtype=torch.float64)
+        want = F.conv1d(x, w[:, None], bias, padding=d_conv - 1, groups=d_inner)[..., :L]
+        cases.append((f"(b, d_inner, L, d_conv) = {(b, d_inner, L, d_conv)}", fn(x, w, bias), want))
     _compare_tensors("check_causal_conv1d", cases)
 
 
 def check_ssm_step(fn: Callable[..., Any]) -> None:
     """Grade ``fn(h, u, delta, A, B, C, D) -> (y, h_new)``: one step of the selective scan.
 
-    h: ``(b, d, n)``; u, delta: ``(b, d)`` (Δ after softplus); A: ``(d, n)``; B, C: ``(b, n)``;
-    D: ``(d,)``. h_new = exp(ΔA) h + Δ B u; y = C · h_new + D u (no gate).
+    h: ``(b, d_inner, N)``; u, delta: ``(b, d_inner)`` (Δ after softplus); A: ``(d_inner, N)``;
+    B, C: ``(b, N)``; D: ``(d_inner,)``. h_new = exp(ΔA) h + Δ B u; y = C · h_new + D u (no gate).
     """
     cases = []
-    for seed, (b, d, n) in enumerate([(1, 1, 1), (2, 3, 4), (3, 8, 16)]):
+    for seed, (b, d_inner, N) in enumerate([(1, 1, 1), (2, 3, 4), (3, 8, 16)]):
         g = _gen(seed)
-        h = torch.randn(b, d, n, generator=g, dtype=torch.float64)
-        u = torch.randn(b, d, generator=g, dtype=torch.float64)
-        delta = torch.rand(b, d, generator=g, dtype=torch.float64)
-        A = -torch.rand(d, n, generator=g, dtype=torch.float64) * 3
-        B, C = (torch.randn(b, n, generator=g, dtype=torch.float64) for _ in range(2))
-        D = torch.randn(d, generator=g, dtype=torch.float64)
+        h = torch.randn(b, d_inner, N, generator=g, dtype=torch.float64)
+        u = torch.randn(b, d_inner, generator=g, dtype=torch.float64)
+        delta = torch.rand(b, d_inner, generator=g, dtype=torch.float64)
+        A = -torch.rand(d_inner, N, generator=g, dtype=torch.float64) * 3
+        B, C = (torch.randn(b, N, generator=g, dtype=torch.float64) for _ in range(2))
+        D = torch.randn(d_inner, generator=g, dtype=torch.float64)
         h_new = torch.exp(delta[..., None] * A) * h + (delta * u)[..., None] * B[:, None]
         want = ((h_new * C[:, None]).sum(-1) + D * u, h_new)
-        cases.append((f"(b, d, n) = {(b, d, n)}", fn(h, u, delta, A, B, C, D), want))
+        cases.append((f"(b, d_inner, N) = {(b, d_inner, N)}", fn(h, u, delta, A, B, C, D), want))
     _compare_tensors("check_ssm_step", cases)
 
 
@@ -315,14 +316,14 @@ def check_ssm_step(fn: Callable[..., Any]) -> None:
 def check_repeat_kv(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
     """Grade ``fn(kv, groups) -> kv_full``: share each key-value head with ``groups`` query heads.
 
-    kv: ``(b, G, T, hd)`` → ``(b, G·groups, T, hd)``; query head h uses key-value head
-    h // groups (chapter 6).
+    kv: ``(b, G, T, d_h)`` → ``(b, G·groups, T, d_h)``; query head i uses key-value head
+    i // groups (chapter 6).
     """
     cases = []
-    for seed, (b, G, T, hd, groups) in enumerate(
+    for seed, (b, G, T, d_h, groups) in enumerate(
         [(1, 1, 1, 2, 1), (2, 2, 5, 4, 3), (1, 4, 7, 8, 2)]
     ):
-        kv = torch.randn(b, G, T, hd, generator=_gen(seed))
+        kv = torch.randn(b, G, T, d_h, generator=_gen(seed))
         want = kv.repeat_interleave(groups, dim=1)
         cases.append((f"G={G}, groups={groups}", fn(kv.clone(), groups), want))
     _compare_tensors("check_repeat_kv", cases, tol=0)
@@ -331,50 +332,50 @@ def check_repeat_kv(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
 def check_causal_attention(
     fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
 ) -> None:
-    """Grade ``fn(q, k, v) -> out``: causal softmax attention, scale hd^-½, no positions.
+    """Grade ``fn(q, k, v) -> out``: causal softmax attention, scale d_h^-½, no positions.
 
-    q, k, v: ``(b, H, L, hd)`` → ``(b, H, L, hd)``; query t sees keys 0 … t (chapter 6).
+    q, k, v: ``(b, H, L, d_h)`` → ``(b, H, L, d_h)``; query t sees keys 0 … t (chapter 6).
     """
     import torch.nn.functional as F
 
     cases = []
-    for seed, (b, H, L, hd) in enumerate([(1, 1, 1, 4), (2, 3, 9, 8), (1, 2, 33, 16)]):
+    for seed, (b, H, L, d_h) in enumerate([(1, 1, 1, 4), (2, 3, 9, 8), (1, 2, 33, 16)]):
         g = _gen(seed)
-        q, k, v = (torch.randn(b, H, L, hd, generator=g, dtype=torch.float64) for _ in range(3))
+        q, k, v = (torch.randn(b, H, L, d_h, generator=g, dtype=torch.float64) for _ in range(3))
         want = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        cases.append((f"(b, H, L, hd) = {(b, H, L, hd)}", fn(q, k, v), want))
+        cases.append((f"(b, H, L, d_h) = {(b, H, L, d_h)}", fn(q, k, v), want))
     _compare_tensors("check_causal_attention", cases)
 
 
 def check_route(fn: Callable[[torch.Tensor, int], Any]) -> None:
     """Grade ``fn(logits, k) -> (weights, experts)``: Jamba's top-K routing (chapter 7).
 
-    logits: ``(N, n)``; softmax over all n experts, then the K largest probabilities, in
+    logits: ``(tokens, n)``; softmax over all n experts, then the K largest probabilities, in
     descending order as ``torch.topk`` gives them, **not** renormalised.
     """
     cases = []
-    for seed, (N, n, k) in enumerate([(1, 2, 1), (10, 4, 2), (100, 16, 2), (7, 5, 5)]):
-        logits = torch.randn(N, n, generator=_gen(seed), dtype=torch.float64)
+    for seed, (tokens, n, k) in enumerate([(1, 2, 1), (10, 4, 2), (100, 16, 2), (7, 5, 5)]):
+        logits = torch.randn(tokens, n, generator=_gen(seed), dtype=torch.float64)
         weights, experts = torch.topk(torch.softmax(logits, -1), k, dim=-1)
         got = fn(logits, k)
         if isinstance(got, (tuple, list)) and len(got) == 2:
             got = (got[0], got[1].to(torch.float64) if isinstance(got[1], torch.Tensor) else got[1])
-        cases.append((f"N={N}, n={n}, K={k}", got, (weights, experts.to(torch.float64))))
+        cases.append((f"tokens={tokens}, n={n}, K={k}", got, (weights, experts.to(torch.float64))))
     _compare_tensors("check_route", cases)
 
 
 def check_load_balancing_loss(fn: Callable[[list, int, int], torch.Tensor]) -> None:
-    """Grade ``fn(router_logits, num_experts, top_k) -> loss``: Switch's n · Σ_e f_e P_e.
+    """Grade ``fn(router_logits, num_experts, top_k) -> loss``: Switch's n · Σ_i f_i P_i.
 
-    router_logits: a list of ``(N, n)`` tensors, one per MoE layer, pooled as transformers
+    router_logits: a list of ``(tokens, n)`` tensors, one per MoE layer, pooled as transformers
     pools them for Jamba (chapter 7).
     """
     from .moe import load_balancing_loss
 
     cases = []
-    for seed, (layers, N, n, k) in enumerate([(1, 8, 4, 1), (3, 50, 6, 2), (2, 100, 16, 2)]):
+    for seed, (layers, tokens, n, k) in enumerate([(1, 8, 4, 1), (3, 50, 6, 2), (2, 100, 16, 2)]):
         g = _gen(seed)
-        logits = [torch.randn(N, n, generator=g) * 2 for _ in range(layers)]
+        logits = [torch.randn(tokens, n, generator=g) * 2 for _ in range(layers)]
         want = load_balancing_loss(logits, n, k)
-        cases.append((f"{layers} layers, N={N}, n={n}, K={k}", fn(logits, n, k), want))
+        cases.append((f"{layers} layers, tokens={tokens}, n={n}, K={k}", fn(logits, n, k), want))
     _compare_tensors("check_load_balancing_loss", cases, tol=1e-5)

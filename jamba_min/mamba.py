@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from .config import ACTIVATIONS, JambaConfig
+from .config import ACTIVATIONS, JambaConfig, check_hidden_states
 from .norm import RMSNorm
 from .ops import (
     causal_conv1d,
@@ -123,15 +123,6 @@ class JambaMambaMixer(nn.Module):
         dt, B, C = self.dt_layernorm(dt), self.b_layernorm(B), self.c_layernorm(C)
         return F.linear(dt, self.dt_proj.weight), B, C
 
-    def _check(self, x: Tensor, what: str, dims: int) -> None:
-        d = self.config.hidden_size
-        if not isinstance(x, Tensor) or x.dim() != dims or x.shape[-1] != d:
-            shape = "(batch, L, hidden_size)" if dims == 3 else "(batch, hidden_size)"
-            got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-            raise ValueError(
-                f"{what}: hidden_states must have shape {shape} with hidden_size = {d}, got {got}"
-            )
-
     # ------------------------------------------------------------------ full sequence / prefill
     def forward(
         self, hidden_states: Tensor, return_state: bool = False
@@ -141,7 +132,7 @@ class JambaMambaMixer(nn.Module):
         With ``return_state=True`` also returns the :class:`MambaState` after the last token (a
         prefill), from which :meth:`step` continues.
         """
-        self._check(hidden_states, "JambaMambaMixer", 3)
+        check_hidden_states(hidden_states, self.config.hidden_size, "JambaMambaMixer")
         u, z = self.in_proj(hidden_states).chunk(2, dim=-1)  # (b, L, d_inner) each
         conv_in = u
         # causal: output t sees inputs t - d_conv + 1 … t
@@ -176,7 +167,9 @@ class JambaMambaMixer(nn.Module):
         The convolution slides its window by one; the scan takes one step of
         h ← exp(ΔA) h + Δ B u, y = C·h + D u, y ← y · silu(z). The state is not modified in place.
         """
-        self._check(hidden_states, "JambaMambaMixer.step", 2)
+        check_hidden_states(
+            hidden_states, self.config.hidden_size, "JambaMambaMixer.step", one_token=True
+        )
         b = hidden_states.shape[0]
         want = {"conv": (b, self.d_inner, self.d_conv), "ssm": (b, self.d_inner, self.d_state)}
         for name, shape in want.items():

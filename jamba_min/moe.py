@@ -1,15 +1,15 @@
 """Feed-forward layers: the dense SwiGLU MLP and Jamba's sparse mixture of experts (chapter 7).
 
-Shapes: ``N`` tokens (batch × length, flattened), ``d`` = ``hidden_size``, ``I`` =
+Shapes: the ``b·L`` tokens of a batch, flattened; ``d`` = ``hidden_size``, ``d_ff`` =
 ``intermediate_size``, ``n`` experts, ``K`` experts per token.
 
 The router is a bias-free linear map d → n. Its logits go through a softmax in float32 over all
 n experts; each token keeps its top K experts **with those probabilities as they are** (Jamba;
 Mixtral renormalises the K weights to sum to one, ``renormalize=True`` here). The auxiliary
-load-balancing loss is Switch Transformer's n · Σ_e f_e P_e, as transformers computes it.
+load-balancing loss is Switch Transformer's n · Σ_i f_i P_i, as transformers computes it.
 
 Parameter names follow transformers ≥ 5: ``router.weight`` ``(n, d)``, and the experts fused in
-``experts.gate_up_proj`` ``(n, 2I, d)`` and ``experts.down_proj`` ``(n, d, I)``.
+``experts.gate_up_proj`` ``(n, 2·d_ff, d)`` and ``experts.down_proj`` ``(n, d, d_ff)``.
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ class JambaMLP(nn.Module):
 
     def __init__(self, config: JambaConfig):
         super().__init__()
-        d, inter = config.hidden_size, config.intermediate_size
-        self.gate_proj = nn.Linear(d, inter, bias=False)
-        self.up_proj = nn.Linear(d, inter, bias=False)
-        self.down_proj = nn.Linear(inter, d, bias=False)
+        d, d_ff = config.hidden_size, config.intermediate_size
+        self.gate_proj = nn.Linear(d, d_ff, bias=False)
+        self.up_proj = nn.Linear(d, d_ff, bias=False)
+        self.down_proj = nn.Linear(d_ff, d, bias=False)
         self.act = ACTIVATIONS[config.hidden_act]
         for linear in (self.gate_proj, self.up_proj, self.down_proj):
             nn.init.normal_(linear.weight, std=config.initializer_range)
@@ -43,7 +43,7 @@ class JambaMLP(nn.Module):
 
 
 def route(logits: Tensor, top_k: int, renormalize: bool = False) -> tuple[Tensor, Tensor]:
-    """Top-K routing from router logits ``(N, n)``: weights ``(N, K)`` and expert ids ``(N, K)``.
+    """Top-K routing from router logits ``(b·L, n)``: weights and expert ids, ``(b·L, K)`` each.
 
     The softmax runs in float32 (float64 stays float64) over all n experts. Jamba keeps the K
     probabilities as they are; ``renormalize=True`` divides them by their sum, as Mixtral does.
@@ -60,9 +60,9 @@ class Experts(nn.Module):
 
     def __init__(self, config: JambaConfig):
         super().__init__()
-        n, d, inter = config.num_experts, config.hidden_size, config.intermediate_size
-        self.gate_up_proj = nn.Parameter(torch.randn(n, 2 * inter, d) * config.initializer_range)
-        self.down_proj = nn.Parameter(torch.randn(n, d, inter) * config.initializer_range)
+        n, d, d_ff = config.num_experts, config.hidden_size, config.intermediate_size
+        self.gate_up_proj = nn.Parameter(torch.randn(n, 2 * d_ff, d) * config.initializer_range)
+        self.down_proj = nn.Parameter(torch.randn(n, d, d_ff) * config.initializer_range)
         self.act = ACTIVATIONS[config.hidden_act]
 
     def weights(self) -> list[tuple[Tensor, Tensor]]:
@@ -71,14 +71,14 @@ class Experts(nn.Module):
         return list(zip(self.gate_up_proj.unbind(0), self.down_proj.unbind(0), strict=True))
 
     def expert(self, w: tuple[Tensor, Tensor], x: Tensor) -> Tensor:
-        """One expert with weights ``w`` on tokens ``(N_e, d)`` → ``(N_e, d)``."""
+        """One expert with weights ``w`` on its tokens ``(tokens, d)`` → ``(tokens, d)``."""
         gate, up = F.linear(x, w[0]).chunk(2, dim=-1)
         return F.linear(self.act(gate) * up, w[1])
 
     def forward(self, x: Tensor, weights: Tensor, experts: Tensor) -> Tensor:
-        """Sorted dispatch: ``x`` ``(N, d)``, ``weights``/``experts`` ``(N, K)`` → ``(N, d)``.
+        """Sorted dispatch: ``x`` ``(b·L, d)``, ``weights``/``experts`` ``(b·L, K)`` → ``(b·L, d)``.
 
-        The N·K (token, expert) pairs are sorted by expert, so each expert runs once, as one
+        The b·L·K (token, expert) pairs are sorted by expert, so each expert runs once, as one
         matrix product on a contiguous slice of its tokens; results are scaled by their routing
         weights and added back to their tokens.
         """
@@ -93,7 +93,7 @@ class Experts(nn.Module):
         order = torch.argsort(flat, stable=True)
         counts = torch.bincount(flat, minlength=self.gate_up_proj.shape[0]).tolist()
         token = order // K  # which token each sorted pair belongs to
-        x_sorted = x.index_select(0, token)  # (N·K, d), grouped by expert; x[token] trains slower
+        x_sorted = x.index_select(0, token)  # (b·L·K, d), grouped by expert; x[token] trains slower
         # split, not slices: the backward joins the pieces in one cat rather than adding each
         # expert's gradient into a zero tensor of the full size
         groups = x_sorted.split(counts)
@@ -132,7 +132,7 @@ class JambaSparseMoeBlock(nn.Module):
     def forward(self, hidden_states: Tensor, naive: bool = False) -> tuple[Tensor, Tensor]:
         b, L, d = hidden_states.shape
         x = hidden_states.reshape(-1, d)
-        logits = self.router(x)  # (N, n)
+        logits = self.router(x)  # (b·L, n)
         weights, experts = route(logits, self.top_k, self.renormalize)
         dispatch = self.experts.forward_naive if naive else self.experts
         return dispatch(x, weights, experts).reshape(b, L, d), logits
@@ -141,9 +141,9 @@ class JambaSparseMoeBlock(nn.Module):
 def load_balancing_loss(router_logits: Sequence[Tensor], num_experts: int, top_k: int) -> Tensor:
     """Switch Transformer's auxiliary loss over MoE layers, as transformers computes it for Jamba.
 
-    For the N tokens of every layer: f_e = the fraction of (token, top-K slot) assignments that
-    go to expert e, P_e = the mean router probability of e, pooled over layers; the loss is
-    n · Σ_e f_e P_e, which is K when routing is perfectly uniform. Not yet scaled by
+    For the tokens of every layer: f_i = the fraction of (token, top-K slot) assignments that
+    go to expert i, P_i = the mean router probability of i, pooled over layers; the loss is
+    n · Σ_i f_i P_i, which is K when routing is perfectly uniform. Not yet scaled by
     ``router_aux_loss_coef``.
     """
     if not router_logits:

@@ -3,6 +3,8 @@
 import torch
 from transformers.models.jamba import modeling_jamba
 
+from jamba_min.ops import random_scan_inputs
+
 
 def make_inputs(
     b,
@@ -15,24 +17,16 @@ def make_inputs(
     z=False,
     delta_bias=False,
     delta_softplus=False,
+    requires_grad=True,
     **_,
 ):
-    """Inputs in Mamba's ranges: A = -exp(A_log) < 0; Δ > 0 (given raw when softplus is asked)."""
-    g = torch.Generator().manual_seed(seed)
-    r = lambda *s: torch.randn(*s, generator=g, dtype=dtype)  # noqa: E731
-    inputs = dict(
-        u=r(b, d, L),
-        delta=r(b, d, L) * 0.5 - 1.0
-        if delta_softplus
-        else torch.nn.functional.softplus(r(b, d, L) - 1),
-        A=-torch.exp(r(d, n) * 0.5),
-        B=r(b, n, L),
-        C=r(b, n, L),
-        D=r(d) if D else None,
-        z=r(b, d, L) if z else None,
-        delta_bias=r(d) * 0.1 if delta_bias else None,
-    )
-    return {k: v.requires_grad_() if v is not None else None for k, v in inputs.items()}
+    """``jamba_min.ops.random_scan_inputs`` with the tests' defaults: float64 leaves that record
+    gradients, and only the optional inputs an options dict asks for (the dict may also hold
+    ``run``'s options, ignored here)."""
+    return random_scan_inputs(
+        b, d, L, n, D=D, z=z, delta_bias=delta_bias, delta_softplus=delta_softplus,
+        dtype=dtype, seed=seed, requires_grad=requires_grad,
+    )  # fmt: skip
 
 
 def run(fn, inputs, seed=1, delta_softplus=False, return_last_state=False, **_):

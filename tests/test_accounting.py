@@ -1,7 +1,5 @@
 """count_params, kv_cache_bytes and mamba_state_bytes against transformers' Jamba."""
 
-import dataclasses
-
 import pytest
 import torch
 import transformers
@@ -47,9 +45,15 @@ CONFIGS = {
 }  # fmt: skip
 
 
-def hf_model(cfg: jm.JambaConfig, device: str = "meta") -> transformers.JambaForCausalLM:
-    with torch.device(device):
-        return transformers.JambaForCausalLM(transformers.JambaConfig(**dataclasses.asdict(cfg)))
+@pytest.fixture
+def hf_model(hf_config):
+    """``hf_model(cfg, device="meta")``: transformers' JambaForCausalLM for ``cfg``."""
+
+    def make(cfg: jm.JambaConfig, device: str = "meta") -> transformers.JambaForCausalLM:
+        with torch.device(device):
+            return transformers.JambaForCausalLM(hf_config(cfg))
+
+    return make
 
 
 def part_of(name: str) -> str:
@@ -80,7 +84,7 @@ def test_paper_numbers():
 
 
 @pytest.mark.parametrize("name", CONFIGS)
-def test_counts_match_transformers_on_meta(name):
+def test_counts_match_transformers_on_meta(hf_model, name):
     cfg = jm.JambaConfig(**CONFIGS[name])
     model = hf_model(cfg)
     parts = dict.fromkeys(jm.param_breakdown(cfg), 0)
@@ -119,7 +123,7 @@ def test_paper_table1(name, total, active, kv_gib):
 @pytest.mark.parametrize(
     "name", [n for n in CONFIGS if n not in ("jamba-v0.1", "tiny, pure Mamba, dense")]
 )
-def test_cache_bytes_match_what_transformers_holds(name):
+def test_cache_bytes_match_what_transformers_holds(hf_model, name):
     cfg = jm.JambaConfig(**CONFIGS[name])
     model = hf_model(cfg, "cpu").eval()
     batch, seq_len = 3, 11

@@ -1,11 +1,7 @@
 """Attention: the written-out reference, SDPA, transformers' JambaAttention, and the KV cache."""
 
-import dataclasses
-
 import pytest
 import torch
-import transformers
-from transformers.cache_utils import DynamicCache
 from transformers.models.jamba import modeling_jamba
 
 import jamba_min as jm
@@ -21,17 +17,23 @@ BASE = dict(
 HEADS = [(4, 4), (4, 2), (4, 1), (6, 3)]  # (query heads, key-value heads)
 
 
-def pair(heads, kv_heads, impl="sdpa", hidden=24):
-    cfg = jm.JambaConfig(
-        **BASE, hidden_size=hidden, num_attention_heads=heads, num_key_value_heads=kv_heads
-    )
-    hf_cfg = transformers.JambaConfig(**dataclasses.asdict(cfg))
-    hf_cfg._attn_implementation = "eager"
-    torch.manual_seed(0)
-    ours = JambaAttention(cfg, 0, impl=impl).eval()
-    theirs = modeling_jamba.JambaAttention(hf_cfg, layer_idx=0).eval()
-    theirs.load_state_dict(ours.state_dict())
-    return ours, theirs, hf_cfg
+@pytest.fixture
+def attention_pair(hf_config):
+    """``attention_pair(heads, kv_heads, impl, hidden)``: our attention layer and transformers'
+    eager one, with the same (initial) weights."""
+
+    def make(heads, kv_heads, impl="sdpa", hidden=24):
+        cfg = jm.JambaConfig(
+            **BASE, hidden_size=hidden, num_attention_heads=heads, num_key_value_heads=kv_heads
+        )
+        torch.manual_seed(0)
+        ours = JambaAttention(cfg, 0, impl=impl).eval()
+        hf_cfg = hf_config(cfg, eager_attention=True)
+        theirs = modeling_jamba.JambaAttention(hf_cfg, layer_idx=0).eval()
+        theirs.load_state_dict(ours.state_dict())
+        return ours, theirs
+
+    return make
 
 
 def hf_forward(theirs, x, cache=None):
@@ -50,19 +52,19 @@ def test_reference_equals_sdpa():
 
 @pytest.mark.parametrize(("heads", "kv_heads"), HEADS)
 @pytest.mark.parametrize("impl", ["sdpa", "eager"])
-def test_matches_transformers(heads, kv_heads, impl):
-    ours, theirs, _ = pair(heads, kv_heads, impl)
+def test_matches_transformers(attention_pair, heads, kv_heads, impl):
+    ours, theirs = attention_pair(heads, kv_heads, impl)
     x = torch.randn(2, 11, 24)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), hf_forward(theirs, x), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize(("heads", "kv_heads"), HEADS)
-def test_cached_decoding_matches_transformers(heads, kv_heads):
-    ours, theirs, hf_cfg = pair(heads, kv_heads)
+def test_cached_decoding_matches_transformers(attention_pair, hf_cache, heads, kv_heads):
+    ours, theirs = attention_pair(heads, kv_heads)
     x = torch.randn(2, 9, 24)
     one_layer = {"num_hidden_layers": 1, "attn_layer_period": 1, "attn_layer_offset": 0}
-    cache = DynamicCache(config=transformers.JambaConfig(**{**hf_cfg.to_dict(), **one_layer}))
+    cache = hf_cache(ours.config, **one_layer)
     with torch.no_grad():
         y, kv = ours(x[:, :5], return_cache=True)
         torch.testing.assert_close(y, hf_forward(theirs, x[:, :5], cache), rtol=1e-5, atol=1e-6)
@@ -75,8 +77,8 @@ def test_cached_decoding_matches_transformers(heads, kv_heads):
 
 @pytest.mark.parametrize("impl", ["sdpa", "eager"])
 @pytest.mark.parametrize("chunks", [[7], [3, 1, 1, 2], [1] * 7, [4, 3]])
-def test_prefill_and_steps_equal_the_full_forward(impl, chunks):
-    ours, _, _ = pair(4, 2, impl)
+def test_prefill_and_steps_equal_the_full_forward(attention_pair, impl, chunks):
+    ours, _ = attention_pair(4, 2, impl)
     x = torch.randn(3, sum(chunks), 24)
     with torch.no_grad():
         full = ours(x)
@@ -89,10 +91,10 @@ def test_prefill_and_steps_equal_the_full_forward(impl, chunks):
     assert cache.length == x.shape[1]
 
 
-def test_no_positional_encoding():
+def test_no_positional_encoding(attention_pair):
     # Without positions, attention is equivariant to permutations of its keys: the last query's
     # output does not change when the earlier tokens are shuffled.
-    ours, _, _ = pair(4, 2)
+    ours, _ = attention_pair(4, 2)
     x = torch.randn(1, 8, 24)
     shuffled = torch.cat([x[:, torch.randperm(7)], x[:, 7:]], dim=1)
     with torch.no_grad():
@@ -136,8 +138,8 @@ def test_cache_grows_by_doubling():
     assert cache.length == 9 and cache._k.shape[2] == 16 and cache.keys.shape == (1, 1, 9, 2)
 
 
-def test_bad_input():
-    ours, _, _ = pair(4, 2)
+def test_bad_input(attention_pair):
+    ours, _ = attention_pair(4, 2)
     with pytest.raises(ValueError, match=r"hidden_size = 24, got \(2, 5\)"):
         ours(torch.zeros(2, 5))
     with pytest.raises(ValueError, match="impl must be 'sdpa' or 'eager'"):

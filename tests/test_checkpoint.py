@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from test_model import BASE, SCHEDULES, pair
+from configs import BASE, SCHEDULES
 
 import jamba_min as jm
 from jamba_min.checkpoint import _split_experts
@@ -24,8 +24,8 @@ def logits(model):
 
 @pytest.mark.parametrize("shard", [None, "30KB"])
 @pytest.mark.parametrize("name", ["jamba-like", "attention at 0, MHA, tied"])
-def test_from_a_folder_written_by_transformers(tmp_path, name, shard):
-    _, theirs = pair(SCHEDULES[name])
+def test_from_a_folder_written_by_transformers(model_pair, tmp_path, name, shard):
+    _, theirs = model_pair(SCHEDULES[name])
     kwargs = {"max_shard_size": shard} if shard else {}
     theirs.save_pretrained(tmp_path, **kwargs)
     assert (tmp_path / "model.safetensors.index.json").exists() == bool(shard)
@@ -33,8 +33,8 @@ def test_from_a_folder_written_by_transformers(tmp_path, name, shard):
     torch.testing.assert_close(logits(ours), logits(theirs), rtol=1e-5, atol=1e-5)
 
 
-def test_per_expert_layout_loads_too():
-    ours, theirs = pair(SCHEDULES["jamba-like"])
+def test_per_expert_layout_loads_too(model_pair):
+    ours, theirs = model_pair(SCHEDULES["jamba-like"])
     published = _split_experts(theirs.state_dict())
     assert any(".experts.0.gate_proj.weight" in k for k in published)
     fresh = jm.JambaForCausalLM(ours.config).eval()
@@ -42,8 +42,8 @@ def test_per_expert_layout_loads_too():
     torch.testing.assert_close(logits(fresh), logits(theirs), rtol=1e-5, atol=1e-5)
 
 
-def test_save_and_load_round_trip(tmp_path):
-    ours, _ = pair(SCHEDULES["GQA 4:1, MoE on even layers, top-3"])
+def test_save_and_load_round_trip(model_pair, tmp_path):
+    ours, _ = model_pair(SCHEDULES["GQA 4:1, MoE on even layers, top-3"])
     ours.save_pretrained(tmp_path)
     from safetensors import safe_open
 
@@ -56,8 +56,8 @@ def test_save_and_load_round_trip(tmp_path):
     assert jm.from_pretrained(tmp_path, dtype=torch.float64).lm_head.weight.dtype == torch.float64
 
 
-def test_mismatches_are_listed_together():
-    ours, theirs = pair(SCHEDULES["jamba-like"])
+def test_mismatches_are_listed_together(model_pair):
+    ours, theirs = model_pair(SCHEDULES["jamba-like"])
     sd = dict(theirs.state_dict())
     del sd["model.final_layernorm.weight"]
     sd["model.layers.0.extra.weight"] = torch.zeros(1)
@@ -81,8 +81,8 @@ def test_bad_folders(tmp_path):
         jm.from_pretrained(tmp_path)
 
 
-def test_truncated_file(tmp_path):
-    ours, _ = pair(SCHEDULES["jamba-like"])
+def test_truncated_file(model_pair, tmp_path):
+    ours, _ = model_pair(SCHEDULES["jamba-like"])
     ours.save_pretrained(tmp_path)
     data = (tmp_path / "model.safetensors").read_bytes()
     (tmp_path / "model.safetensors").write_bytes(data[: len(data) // 2])

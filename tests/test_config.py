@@ -21,11 +21,6 @@ SCHEDULES = [
 ]
 
 
-def hf_config(cfg: jm.JambaConfig) -> transformers.JambaConfig:
-    fields = dataclasses.asdict(cfg)
-    return transformers.JambaConfig(**fields)
-
-
 def test_defaults_are_transformers_defaults():
     ours, theirs = jm.JambaConfig(), transformers.JambaConfig()
     names = {f.name for f in dataclasses.fields(jm.JambaConfig)}
@@ -66,7 +61,7 @@ def test_dt_rank_auto_rounds_up():
 
 
 @pytest.mark.parametrize("changes", SCHEDULES)
-def test_schedule_matches_transformers(changes):
+def test_schedule_matches_transformers(hf_config, changes):
     ours = jm.JambaConfig(**changes)
     theirs = hf_config(ours)
     assert ours.layers_block_type == theirs.layers_block_type

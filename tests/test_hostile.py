@@ -11,13 +11,13 @@ import os
 
 import pytest
 import torch
+from configs import BASE
 from safetensors.torch import load_file, save_file
-from test_model import BASE
 
 import jamba_min as jm
 from jamba_min.attention import KVCache
 from jamba_min.checkpoint import _split_experts
-from jamba_min.ops import causal_conv1d
+from jamba_min.ops import causal_conv1d, random_scan_inputs
 
 INDEX = "model.safetensors.index.json"
 JAMBA_LIKE = dict(BASE, num_hidden_layers=8, attn_layer_period=4, attn_layer_offset=2)
@@ -346,11 +346,10 @@ def test_integer_tensors_in_a_checkpoint(tmp_path):
 
 @pytest.mark.parametrize("backend", ["parallel", "ref"])
 def test_double_backward_through_the_scan(backend):
-    g = torch.Generator().manual_seed(0)
-    u, dt = (torch.randn(1, 4, 6, generator=g, requires_grad=True) for _ in range(2))
-    A = -torch.rand(4, 3, generator=g)
-    B, C = torch.randn(1, 3, 6, generator=g), torch.randn(1, 3, 6, generator=g)
-    y = jm.selective_scan(u, dt, A, B, C, delta_softplus=True, backend=backend)
+    inputs = random_scan_inputs(1, 4, 6, 3, D=False, z=False, delta_bias=False)
+    u = inputs["u"].requires_grad_()
+    inputs["delta"].requires_grad_()
+    y = jm.selective_scan(**inputs, delta_softplus=True, backend=backend)
     if backend == "ref":  # autograd differentiates the reference as often as asked
         (gu,) = torch.autograd.grad(y.sum(), u, create_graph=True)
         gu.sum().backward()

@@ -1,11 +1,7 @@
 """The Mamba mixer: parity with transformers' JambaMambaMixer, and recurrent decoding."""
 
-import dataclasses
-
 import pytest
 import torch
-import transformers
-from transformers.cache_utils import DynamicCache
 from transformers.models.jamba import modeling_jamba
 
 import jamba_min as jm
@@ -28,48 +24,53 @@ BASE = dict(
 )
 
 
-def configs(name):
-    ours = jm.JambaConfig(**BASE, **CONFIGS[name])
-    theirs = transformers.JambaConfig(**dataclasses.asdict(ours))
-    return ours, theirs
+def config(name):
+    return jm.JambaConfig(**BASE, **CONFIGS[name])
 
 
-def pair(name, dtype=torch.float32, seed=0):
-    """Our mixer and transformers', with identical (randomised) weights."""
-    ours_cfg, hf_cfg = configs(name)
-    torch.manual_seed(seed)
-    ours = JambaMambaMixer(ours_cfg).to(dtype)
-    with torch.no_grad():  # move every parameter away from its initial value
-        for p in ours.parameters():
-            p.add_(torch.randn_like(p) * 0.1)
-    theirs = modeling_jamba.JambaMambaMixer(hf_cfg, layer_idx=0).to(dtype)
-    theirs.load_state_dict(ours.state_dict())
-    return ours.eval(), theirs.eval(), hf_cfg
+@pytest.fixture
+def mixer_pair(hf_config):
+    """``mixer_pair(name, dtype, seed)``: our mixer and transformers', with identical
+    (randomised) weights."""
+
+    def make(name, dtype=torch.float32, seed=0):
+        cfg = config(name)
+        torch.manual_seed(seed)
+        ours = JambaMambaMixer(cfg).to(dtype)
+        with torch.no_grad():  # move every parameter away from its initial value
+            for p in ours.parameters():
+                p.add_(torch.randn_like(p) * 0.1)
+        theirs = modeling_jamba.JambaMambaMixer(hf_config(cfg), layer_idx=0).to(dtype)
+        theirs.load_state_dict(ours.state_dict())
+        return ours.eval(), theirs.eval()
+
+    return make
 
 
-def test_parameter_names_and_shapes_match_transformers():
+def test_parameter_names_and_shapes_match_transformers(hf_config):
     for name in CONFIGS:
-        ours_cfg, hf_cfg = configs(name)
-        ours = {k: v.shape for k, v in JambaMambaMixer(ours_cfg).state_dict().items()}
+        cfg = config(name)
+        ours = {k: v.shape for k, v in JambaMambaMixer(cfg).state_dict().items()}
         theirs = {
-            k: v.shape for k, v in modeling_jamba.JambaMambaMixer(hf_cfg, 0).state_dict().items()
+            k: v.shape
+            for k, v in modeling_jamba.JambaMambaMixer(hf_config(cfg), 0).state_dict().items()
         }
         assert ours == theirs
 
 
 @pytest.mark.parametrize("name", CONFIGS)
 @pytest.mark.parametrize("backend", ["ref", "parallel", "triton"])
-def test_full_sequence_matches_transformers(name, backend):
-    ours, theirs, _ = pair(name)
+def test_full_sequence_matches_transformers(mixer_pair, name, backend):
+    ours, theirs = mixer_pair(name)
     ours.scan_backend = backend
     x = torch.randn(2, 13, ours.config.hidden_size)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), theirs(x), rtol=1e-5, atol=1e-5)
 
 
-def test_gradients_match_transformers():
+def test_gradients_match_transformers(mixer_pair):
     # float32: transformers' scan casts B to float32 whatever the input dtype
-    ours, theirs, _ = pair("tiny")
+    ours, theirs = mixer_pair("tiny")
     x = torch.randn(2, 9, ours.config.hidden_size)
     (ours(x) ** 2).sum().backward()
     (theirs(x) ** 2).sum().backward()
@@ -83,9 +84,9 @@ def test_gradients_match_transformers():
 
 @pytest.mark.parametrize("name", CONFIGS)
 @pytest.mark.parametrize("L0", [1, 2, 7])
-def test_prefill_then_steps_equals_full_forward(name, L0):
+def test_prefill_then_steps_equals_full_forward(mixer_pair, name, L0):
     # float64 so that the only differences are rounding: tolerance 1e-10
-    ours, _, _ = pair(name, dtype=torch.float64)
+    ours, _ = mixer_pair(name, dtype=torch.float64)
     x = torch.randn(3, L0 + 5, ours.config.hidden_size, dtype=torch.float64)
     with torch.no_grad():
         full = ours(x)
@@ -100,12 +101,12 @@ def test_prefill_then_steps_equals_full_forward(name, L0):
 
 
 @pytest.mark.parametrize("name", CONFIGS)
-def test_cached_decoding_matches_transformers(name):
-    ours, theirs, hf_cfg = pair(name)
+def test_cached_decoding_matches_transformers(mixer_pair, hf_cache, name):
+    ours, theirs = mixer_pair(name)
     x = torch.randn(2, 6 + 4, ours.config.hidden_size)
     # a one-layer cache whose layer 0 is a Mamba layer (the schedule puts attention at offset 1)
     one_layer = {"num_hidden_layers": 1, "attn_layer_offset": 1, "attn_layer_period": 2}
-    cache = DynamicCache(config=transformers.JambaConfig(**{**hf_cfg.to_dict(), **one_layer}))
+    cache = hf_cache(ours.config, **one_layer)
     with torch.no_grad():
         y, state = ours(x[:, :6], return_state=True)
         torch.testing.assert_close(y, theirs(x[:, :6], cache=cache), rtol=1e-5, atol=1e-5)
@@ -116,8 +117,8 @@ def test_cached_decoding_matches_transformers(name):
             )
 
 
-def test_decoding_from_the_empty_state_equals_the_full_forward():
-    ours, _, _ = pair("tiny", dtype=torch.float64)
+def test_decoding_from_the_empty_state_equals_the_full_forward(mixer_pair):
+    ours, _ = mixer_pair("tiny", dtype=torch.float64)
     x = torch.randn(2, 6, ours.config.hidden_size, dtype=torch.float64)
     state, outs = ours.empty_state(2), []
     with torch.no_grad():
@@ -127,16 +128,16 @@ def test_decoding_from_the_empty_state_equals_the_full_forward():
         torch.testing.assert_close(torch.stack(outs, 1), ours(x), rtol=1e-10, atol=1e-12)
 
 
-def test_step_checks_the_state():
-    ours, _, _ = pair("tiny")
+def test_step_checks_the_state(mixer_pair):
+    ours, _ = mixer_pair("tiny")
     with pytest.raises(
         ValueError, match=r"state.conv must have shape \(3, 48, 4\), got \(2, 48, 4\)"
     ):
         ours.step(torch.zeros(3, 24), ours.empty_state(2))
 
 
-def test_step_does_not_modify_the_state_in_place():
-    ours, _, _ = pair("tiny")
+def test_step_does_not_modify_the_state_in_place(mixer_pair):
+    ours, _ = mixer_pair("tiny")
     x = torch.randn(2, 5, ours.config.hidden_size)
     with torch.no_grad():
         _, state = ours(x, return_state=True)
@@ -171,9 +172,9 @@ def test_activations_cover_the_config():
         ),
     ],
 )
-def test_bad_input(call, message):
+def test_bad_input(mixer_pair, call, message):
     with pytest.raises(ValueError, match=message):
-        call(pair("tiny")[0])
+        call(mixer_pair("tiny")[0])
 
 
 @pytest.mark.parametrize("K", [1, 2, 4])

@@ -1,53 +1,16 @@
 """JambaForCausalLM's forward pass against transformers' on tiny random configs built locally."""
 
-import dataclasses
-
 import pytest
 import torch
-import transformers
+from configs import BASE, SCHEDULES
 
 import jamba_min as jm
 from jamba_min.model import JambaForCausalLM
 
-BASE = dict(
-    vocab_size=97, hidden_size=32, intermediate_size=48, num_hidden_layers=4,
-    num_attention_heads=4, num_key_value_heads=2, num_experts=4, mamba_d_state=8,
-)  # fmt: skip
-ONE_EXPERT = dict(num_experts=1, num_experts_per_tok=1)
-SCHEDULES = {
-    "jamba-like": dict(num_hidden_layers=8, attn_layer_period=4, attn_layer_offset=2),
-    "MoE everywhere, top-1, no attention": dict(
-        expert_layer_period=1, expert_layer_offset=0, num_experts_per_tok=1
-    ),
-    "attention at 0, MHA, tied": dict(
-        attn_layer_period=2, attn_layer_offset=0, num_key_value_heads=4, tie_word_embeddings=True
-    ),
-    "pure Mamba": dict(attn_layer_period=8, attn_layer_offset=7),
-    "pure attention, dense": dict(attn_layer_period=1, attn_layer_offset=0, **ONE_EXPERT),
-    "GQA 4:1, MoE on even layers, top-3": dict(
-        attn_layer_period=3, attn_layer_offset=1, num_key_value_heads=1, expert_layer_offset=0,
-        num_experts=5, num_experts_per_tok=3,
-    ),
-}  # fmt: skip
-
-
-def pair(changes):
-    cfg = jm.JambaConfig(**{**BASE, **changes})
-    hf_cfg = transformers.JambaConfig(**dataclasses.asdict(cfg))
-    hf_cfg._experts_implementation = "eager"
-    torch.manual_seed(0)
-    theirs = transformers.JambaForCausalLM(hf_cfg).eval()
-    with torch.no_grad():  # transformers leaves some weights at their init value; randomise all
-        for p in theirs.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    ours = JambaForCausalLM(cfg).eval()
-    ours.load_state_dict(theirs.state_dict(), strict=True)
-    return ours, theirs
-
 
 @pytest.mark.parametrize("name", SCHEDULES)
-def test_logits_match_transformers(name):
-    ours, theirs = pair(SCHEDULES[name])
+def test_logits_match_transformers(model_pair, name):
+    ours, theirs = model_pair(SCHEDULES[name])
     ids = torch.randint(0, BASE["vocab_size"], (2, 11), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         out = ours(ids)
@@ -63,9 +26,9 @@ def test_logits_match_transformers(name):
         assert out.aux_loss is None
 
 
-def test_state_dict_keys_are_transformers_keys():
+def test_state_dict_keys_are_transformers_keys(model_pair):
     for changes in SCHEDULES.values():
-        ours, theirs = pair(changes)
+        ours, theirs = model_pair(changes)
         assert set(ours.state_dict()) == set(theirs.state_dict())
 
 
@@ -88,8 +51,8 @@ def test_bad_input_ids():
 
 
 @pytest.mark.parametrize("name", SCHEDULES)
-def test_prefill_then_steps_equal_the_full_forward(name):
-    ours, _ = pair(SCHEDULES[name])
+def test_prefill_then_steps_equal_the_full_forward(model_pair, name):
+    ours, _ = model_pair(SCHEDULES[name])
     ours.double()
     ids = torch.randint(0, BASE["vocab_size"], (3, 9), generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
@@ -105,9 +68,9 @@ def test_prefill_then_steps_equal_the_full_forward(name):
 @pytest.mark.parametrize(
     "name", [n for n in SCHEDULES if n != "pure Mamba" and "no attention" not in n]
 )
-def test_greedy_generation_matches_transformers(name):
+def test_greedy_generation_matches_transformers(model_pair, name):
     # float64 and transformers' eager experts, so that no near-tie can flip an argmax
-    ours, theirs = pair(SCHEDULES[name])
+    ours, theirs = model_pair(SCHEDULES[name])
     ours.double()
     theirs.double()
     prompt = torch.randint(
@@ -120,9 +83,9 @@ def test_greedy_generation_matches_transformers(name):
     assert torch.equal(ours.generate(prompt, max_new_tokens=12, eos_token_id=2), want)
 
 
-def test_generation_without_attention_layers():
+def test_generation_without_attention_layers(model_pair):
     # transformers' Jamba cannot generate without an attention layer; ours decodes from the state
-    ours, _ = pair(SCHEDULES["pure Mamba"])
+    ours, _ = model_pair(SCHEDULES["pure Mamba"])
     prompt = torch.randint(
         0, BASE["vocab_size"], (2, 5), generator=torch.Generator().manual_seed(4)
     )
@@ -135,8 +98,8 @@ def test_generation_without_attention_layers():
     assert torch.equal(out, seq)
 
 
-def test_sampling_options_and_eos():
-    ours, _ = pair(SCHEDULES["jamba-like"])
+def test_sampling_options_and_eos(model_pair):
+    ours, _ = model_pair(SCHEDULES["jamba-like"])
     prompt = torch.randint(
         0, BASE["vocab_size"], (4, 3), generator=torch.Generator().manual_seed(5)
     )

@@ -1,10 +1,7 @@
 """MLP and mixture of experts against transformers; routing, dispatch and the auxiliary loss."""
 
-import dataclasses
-
 import pytest
 import torch
-import transformers
 from transformers.models.jamba import modeling_jamba
 
 import jamba_min as jm
@@ -20,21 +17,20 @@ BASE = dict(
 )
 
 
-def configs(**kw):
-    cfg = jm.JambaConfig(**BASE, **kw)
-    hf = transformers.JambaConfig(**dataclasses.asdict(cfg))
-    hf._experts_implementation = "eager"
-    return cfg, hf
+@pytest.fixture
+def moe_pair(hf_config):
+    """``moe_pair(seed, **changes)``: our MoE block and transformers', with the same random
+    weights."""
 
+    def make(seed, **kw):
+        cfg = jm.JambaConfig(**BASE, **kw)
+        torch.manual_seed(seed)
+        ours = JambaSparseMoeBlock(cfg)
+        theirs = modeling_jamba.JambaSparseMoeBlock(hf_config(cfg))
+        theirs.load_state_dict(ours.state_dict())
+        return ours, theirs
 
-def moe_pair(seed, **kw):
-    """Our MoE block and transformers', with the same random weights."""
-    cfg, hf = configs(**kw)
-    torch.manual_seed(seed)
-    ours = JambaSparseMoeBlock(cfg)
-    theirs = modeling_jamba.JambaSparseMoeBlock(hf)
-    theirs.load_state_dict(ours.state_dict())
-    return ours, theirs
+    return make
 
 
 def assert_same_gradients(ours, theirs, x, atol):
@@ -46,17 +42,17 @@ def assert_same_gradients(ours, theirs, x, atol):
         torch.testing.assert_close(p.grad, grads[name].grad, rtol=1e-4, atol=atol, msg=name)
 
 
-def test_mlp_matches_transformers():
-    cfg, hf = configs()
+def test_mlp_matches_transformers(hf_config):
+    cfg = jm.JambaConfig(**BASE)
     ours = JambaMLP(cfg)
-    theirs = modeling_jamba.JambaMLP(hf)
+    theirs = modeling_jamba.JambaMLP(hf_config(cfg))
     theirs.load_state_dict(ours.state_dict())
     x = torch.randn(2, 7, 24)
     torch.testing.assert_close(ours(x), theirs(x))
 
 
 @pytest.mark.parametrize(("n", "k"), [(4, 2), (5, 1), (8, 3), (3, 3)])
-def test_moe_matches_transformers(n, k):
+def test_moe_matches_transformers(moe_pair, n, k):
     ours, theirs = moe_pair(0, num_experts=n, num_experts_per_tok=k)
     x = torch.randn(3, 17, 24)
     out, logits = ours(x)
@@ -66,7 +62,7 @@ def test_moe_matches_transformers(n, k):
 
 
 @pytest.mark.parametrize(("n", "k"), [(4, 2), (5, 1), (3, 3)])
-def test_one_token_path_matches_transformers(n, k):
+def test_one_token_path_matches_transformers(moe_pair, n, k):
     """One token (decoding at batch 1) runs its K experts directly; same output, gradients too."""
     ours, theirs = moe_pair(1, num_experts=n, num_experts_per_tok=k)
     for seed in range(5):
@@ -76,7 +72,7 @@ def test_one_token_path_matches_transformers(n, k):
     assert_same_gradients(ours, theirs, x, atol=1e-7)
 
 
-def test_moe_gradients_match_transformers():
+def test_moe_gradients_match_transformers(moe_pair):
     ours, theirs = moe_pair(0, num_experts=4, num_experts_per_tok=2)
     x = torch.randn(2, 9, 24)
     assert_same_gradients(ours, theirs, x, atol=1e-6)

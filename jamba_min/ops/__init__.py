@@ -29,9 +29,8 @@ from .scan import (
     selective_scan,
     selective_scan_parallel,
     selective_scan_ref,
-    selective_state_update,
-    selective_state_update_ref,
 )
+from .state_update import selective_state_update, selective_state_update_ref
 
 __all__ = [
     "BACKENDS",

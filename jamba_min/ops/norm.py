@@ -1,8 +1,9 @@
 """RMSNorm as an op (chapter 5): the reference formula and the fast paths.
 
 ``rms_norm(x, weight, eps)``: x / sqrt(mean(x²) + eps) · weight over the last axis,
-``(..., n)`` → ``(..., n)``, as transformers' ``JambaRMSNorm`` computes it: in float32 (float64
-stays float64), the normalised value cast back to x's dtype before the weight multiplies it.
+``(..., features)`` → ``(..., features)``, as transformers' ``JambaRMSNorm`` computes it: in
+float32 (float64 stays float64), the normalised value cast back to x's dtype before the weight
+multiplies it.
 
 * ``backend="ref"``: the formula as written.
 * ``backend="fast"`` (the default): for float32/float64 inputs in the weight's dtype, the same
@@ -25,7 +26,7 @@ NORM_BACKENDS = ("ref", "fast")
 
 
 def rms_norm(x: Tensor, weight: Tensor, eps: float, backend: str = "fast") -> Tensor:
-    """RMSNorm over the last axis of ``x`` ``(..., n)`` with ``weight`` ``(n,)``."""
+    """RMSNorm over the last axis of ``x`` ``(..., features)`` with ``weight`` ``(features,)``."""
     if backend not in NORM_BACKENDS:
         raise ValueError(f"backend must be one of {NORM_BACKENDS}, got {backend!r}")
     if backend == "ref" or x.dtype not in (torch.float32, torch.float64) or x.dtype != weight.dtype:
@@ -50,7 +51,7 @@ def _inv_rms(x: Tensor, eps: float) -> Tensor:
 class _RMSNormFunction(torch.autograd.Function):
     """x̂ ⊙ w with x̂ = x · r, and a backward written out.
 
-    Over the last axis, of size n: ∂ℒ/∂w = Σ g ⊙ x̂ over all leading axes, and
+    Over the last axis, of size ``features``: ∂ℒ/∂w = Σ g ⊙ x̂ over all leading axes, and
     ∂ℒ/∂x = r · (g_x̂ − x̂ · mean(g_x̂ ⊙ x̂)) with g_x̂ = g ⊙ w. It keeps x (which the residual
     stream holds anyway) and r, one number per vector.
     """
@@ -65,13 +66,13 @@ class _RMSNormFunction(torch.autograd.Function):
     @first_order_only("RMSNorm (training path)")
     def backward(ctx, g: Tensor):
         x, weight, r = ctx.saved_tensors
-        n = x.shape[-1]
+        features = x.shape[-1]
         x_hat = x * r
         g_x = g_w = None
         if ctx.needs_input_grad[0]:
             g_x_hat = g * weight
-            mean = torch.linalg.vecdot(g_x_hat, x_hat).div_(n).unsqueeze_(-1)
+            mean = torch.linalg.vecdot(g_x_hat, x_hat).div_(features).unsqueeze_(-1)
             g_x = g_x_hat.sub_(x_hat * mean).mul_(r)
         if ctx.needs_input_grad[1]:
-            g_w = (g * x_hat).reshape(-1, n).sum(0)
+            g_w = (g * x_hat).reshape(-1, features).sum(0)
         return g_x, g_w, None

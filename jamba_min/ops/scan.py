@@ -25,18 +25,19 @@ All backends compute in float32, float16/bfloat16 results cast back to the input
 inputs compute in float64 with ``"ref"`` and ``"parallel"``, and ``"triton"`` refuses them. The
 returned last state stays in the compute dtype, as in mamba_ssm.
 
-:func:`selective_state_update` is one step of the same recurrence for one token, from a given
-state: what decoding runs.
+:func:`jamba_min.ops.selective_state_update` is one step of the same recurrence for one token,
+from a given state: what decoding runs.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from einops import einsum
 from torch import Tensor
 
 from .chunked_scan import selective_scan_parallel
-from .common import cast, compute_dtype
+from .common import compute_dtype
 
 __all__ = [
     "BACKENDS",
@@ -45,8 +46,6 @@ __all__ = [
     "selective_scan",
     "selective_scan_parallel",
     "selective_scan_ref",
-    "selective_state_update",
-    "selective_state_update_ref",
 ]
 
 BACKENDS = ("ref", "parallel", "triton", "auto")
@@ -136,12 +135,12 @@ def _check_inputs(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_la
         raise ValueError(
             f"u must be a tensor of shape {_LAYOUT['u']} with every size at least 1, got {got}"
         )
-    b, d, L = u.shape
-    if not isinstance(A, Tensor) or A.dim() != 2 or A.shape[0] != d:
+    b, d_inner, L = u.shape
+    if not isinstance(A, Tensor) or A.dim() != 2 or A.shape[0] != d_inner:
         got = tuple(A.shape) if isinstance(A, Tensor) else type(A).__name__
-        raise ValueError(f"A must have shape {_LAYOUT['A']} = ({d}, d_state), got {got}")
-    n = A.shape[1]
-    sizes = {"batch": b, "d_inner": d, "L": L, "d_state": n}
+        raise ValueError(f"A must have shape {_LAYOUT['A']} = ({d_inner}, d_state), got {got}")
+    N = A.shape[1]
+    sizes = {"batch": b, "d_inner": d_inner, "L": L, "d_state": N}
     given = dict(u=u, delta=delta, A=A, B=B, C=C, D=D, z=z, delta_bias=delta_bias)
     for name, t in given.items():
         if t is None and name in ("D", "z", "delta_bias"):
@@ -194,89 +193,25 @@ def selective_scan_ref(
     if delta_softplus:
         delta = F.softplus(delta)  # Δ ← softplus(Δ)
 
-    # time first, so that each step's (b, d, n) slice is contiguous
+    # time first, so that each step's (b, d_inner, N) slice is contiguous
     dt, ut = delta.transpose(1, 2), u_.transpose(1, 2)  # (b, L, d)
-    A_bar = torch.exp(dt[..., None] * A_)  # Ā_t = exp(Δ_t A)          (b, L, d, n)
+    A_bar = torch.exp(dt[..., None] * A_)  # Ā_t = exp(Δ_t A)    (b, L, d_inner, N)
     Bu_bar = (dt * ut)[..., None] * B_.transpose(1, 2)[:, :, None]  # B̄u_t = Δ_t B_t u_t
 
-    h = u_.new_zeros(u.shape[0], u.shape[1], A.shape[1])  # h_0 = 0       (b, d, n)
+    h = u_.new_zeros(u.shape[0], u.shape[1], A.shape[1])  # h_0 = 0   (b, d_inner, N)
     states = []
     for A_t, Bu_t in zip(A_bar.unbind(1), Bu_bar.unbind(1), strict=True):
         h = A_t * h + Bu_t  # h_t = Ā_t ⊙ h_{t-1} + B̄u_t
         states.append(h)
-    hs = torch.stack(states, dim=1)  # (b, L, d, n)
+    hs = torch.stack(states, dim=1)  # (b, L, d_inner, N)
 
-    y = torch.einsum("bldn,bnl->bdl", hs, C_)  # y_t = C_t · h_t
+    y = einsum(hs, C_, "b L d_inner N, b N L -> b d_inner L")  # y_t = C_t · h_t
     if D is not None:
         y = y + D.to(dtype)[:, None] * u_  # y ← y + D u
     if z is not None:
         y = y * F.silu(z.to(dtype))  # y ← y · silu(z)
     y = y.to(u.dtype)
     return (y, h) if return_last_state else y
-
-
-# --------------------------------------------------------------------------- one token
-def selective_state_update(
-    h: Tensor,
-    u: Tensor,
-    delta: Tensor,
-    A: Tensor,
-    B: Tensor,
-    C: Tensor,
-    D: Tensor | None = None,
-    z: Tensor | None = None,
-    delta_bias: Tensor | None = None,
-    delta_softplus: bool = False,
-) -> tuple[Tensor, Tensor]:
-    """One step of the scan: the state ``h`` ``(b, d_inner, d_state)`` after the previous token
-    and one token's u, Δ, z ``(b, d_inner)``, B, C ``(b, d_state)`` → y ``(b, d_inner)`` and the
-    new state. ``h`` is not modified. Computes in ``h``'s dtype (the compute dtype).
-
-    The same arithmetic as :func:`selective_state_update_ref`, with fused PyTorch ops (one
-    ``addcmul`` for the update, one ``bmm`` for the readout): a decoding step is hundreds of
-    small ops, and each one saved shows.
-    """
-    dtype = h.dtype
-    dt = cast(delta, dtype)
-    dt = dt + cast(delta_bias, dtype) if delta_bias is not None else dt
-    dt = F.softplus(dt) if delta_softplus else dt
-    u_, B_, C_ = cast(u, dtype), cast(B, dtype), cast(C, dtype)
-    decayed = torch.exp(dt[..., None] * cast(A, dtype)) * h  # Ā ⊙ h
-    h = torch.addcmul(decayed, (dt * u_)[..., None], B_[:, None])  # + (Δu) Bᵀ = B̄u
-    y = torch.bmm(h, C_[..., None])[..., 0]  # C · h
-    if D is not None:
-        y = torch.addcmul(y, cast(D, dtype), u_)  # + D u
-    if z is not None:
-        y = y * F.silu(cast(z, dtype))
-    return y, h
-
-
-def selective_state_update_ref(
-    h: Tensor,
-    u: Tensor,
-    delta: Tensor,
-    A: Tensor,
-    B: Tensor,
-    C: Tensor,
-    D: Tensor | None = None,
-    z: Tensor | None = None,
-    delta_bias: Tensor | None = None,
-    delta_softplus: bool = False,
-) -> tuple[Tensor, Tensor]:
-    """:func:`selective_state_update` written as the equations of chapter 2."""
-    dtype = h.dtype
-    dt = delta.to(dtype) + (delta_bias.to(dtype) if delta_bias is not None else 0)
-    if delta_softplus:
-        dt = F.softplus(dt)
-    A_bar = torch.exp(dt[..., None] * A.to(dtype))  # Ā = exp(Δ A)         (b, d_inner, N)
-    Bu_bar = (dt * u.to(dtype))[..., None] * B.to(dtype)[:, None]  # B̄u = Δ B u
-    h = A_bar * h + Bu_bar  # h ← Ā ⊙ h + B̄u
-    y = (h * C.to(dtype)[:, None]).sum(-1)  # y = C · h
-    if D is not None:
-        y = y + D.to(dtype) * u.to(dtype)
-    if z is not None:
-        y = y * F.silu(z.to(dtype))
-    return y, h
 
 
 # --------------------------------------------------------------------------- test inputs

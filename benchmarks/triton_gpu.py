@@ -1,19 +1,24 @@
-"""The Triton kernels on a CUDA GPU (chapter 4): time and achieved bandwidth."""
+"""The Triton kernels on a CUDA GPU (chapter 4): time and achieved bandwidth.
+
+    python benchmarks/triton_gpu.py --json benchmarks/triton_gpu.json
+    python benchmarks/triton_gpu.py --lengths 1024 4096
+
+Run from the repository root on a machine with a CUDA GPU. Times the forward and the forward plus
+backward of the ``"triton"`` and ``"parallel"`` backends, and of mamba_ssm's CUDA kernel when it
+is installed, with ``triton.testing.do_bench`` (which synchronises the GPU around the calls), and
+turns each time into the bandwidth that ``jamba_min.scan_bytes``, the minimal traffic, implies.
+"""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]  # _common, and this checkout's jamba_min
+from _common import parser, write_json  # noqa: E402
+
 TRITON_SHAPE = {"batch": 2, "d_inner": 2048, "d_state": 16}
-
-
-def scan_bytes(b: int, d: int, n: int, L: int, mode: str) -> int:
-    """Bytes a scan must move between HBM and the chip at the least (float32).
-
-    Forward: read u, Δ, z, B, C and write y. The backward reads them again with ∂L/∂y and writes
-    the gradients of u, Δ, z, B and C. States never leave the chip in this count.
-    """
-    per_pass = 4 * (3 * b * d * L + 2 * b * n * L)  # u, Δ, z and B, C
-    fwd = per_pass + 4 * b * d * L
-    return fwd if mode == "fwd" else fwd + 2 * per_pass + 2 * 4 * b * d * L
 
 
 def bench_triton(lengths: list[int], rep_ms: int = 100) -> dict:
@@ -26,7 +31,8 @@ def bench_triton(lengths: list[int], rep_ms: int = 100) -> dict:
         raise SystemExit("the Triton benchmark needs a CUDA GPU; none is available here")
     import triton
 
-    from jamba_min import selective_scan
+    from jamba_min import scan_bytes, selective_scan
+    from jamba_min.ops import random_scan_inputs
 
     impls = {
         "triton": lambda **t: selective_scan(**t, delta_softplus=True, backend="triton"),
@@ -42,17 +48,7 @@ def bench_triton(lengths: list[int], rep_ms: int = 100) -> dict:
     print(f"{'L':>6} {'mode':>8} {'implementation':>14} {'time (ms)':>10} {'GB/s':>8}")
     results = []
     for L in lengths:
-        g = torch.Generator(device="cuda").manual_seed(0)
-        t = {
-            "u": torch.randn(b, d, L, device="cuda", generator=g),
-            "delta": torch.randn(b, d, L, device="cuda", generator=g) * 0.5 - 1.0,
-            "A": -torch.exp(torch.randn(d, n, device="cuda", generator=g) * 0.5),
-            "B": torch.randn(b, n, L, device="cuda", generator=g),
-            "C": torch.randn(b, n, L, device="cuda", generator=g),
-            "D": torch.randn(d, device="cuda", generator=g),
-            "z": torch.randn(b, d, L, device="cuda", generator=g),
-            "delta_bias": torch.randn(d, device="cuda", generator=g) * 0.1,
-        }
+        t = random_scan_inputs(b, d, L, n, device="cuda")
         for mode in ("fwd", "fwd+bwd"):
             for impl, fn in impls.items():
                 args = {k: v.detach().requires_grad_(mode == "fwd+bwd") for k, v in t.items()}
@@ -87,3 +83,16 @@ def bench_triton(lengths: list[int], rep_ms: int = 100) -> dict:
         "results": results,
         "ratios": ratios,
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser(__doc__)
+    p.add_argument("--lengths", type=int, nargs="+", default=[1024, 4096, 16384])
+    p.add_argument("--rep-ms", type=int, default=100, help="do_bench's rep, in ms (default 100)")
+    args = p.parse_args(argv)
+    write_json(bench_triton(args.lengths, args.rep_ms), args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

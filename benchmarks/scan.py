@@ -1,4 +1,19 @@
-"""The selective scan on a CPU against transformers and mambapy (chapter 3's targets)."""
+"""The selective scan on a CPU against transformers and mambapy (chapter 3's targets).
+
+    python benchmarks/scan.py            # L = 256, 1024 and 4096
+    python benchmarks/scan.py --quick    # L = 256 and 1024 only: about two minutes
+    python benchmarks/scan.py --json benchmarks/scan_cpu.json
+
+Run from the repository root. Every measurement runs in a fresh Python process (this script,
+started again), so that its peak memory (the growth of the process's peak resident set during
+the timed calls, over the resident set just before them) is its own. Times are the best of a few
+calls after a warm-up call on a short sequence. Threads are fixed (``--threads``, default 2). The
+speed-ups printed at the end are ratios of times measured in the same run.
+
+Baselines, when installed: transformers' CPU fallback ``mamba_selective_scan`` (the loop that
+``JambaForCausalLM`` runs without mamba_ssm) and mambapy's ``pscan`` (transformers with
+``use_mambapy=True``). Neither is needed to run jamba_min.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +22,11 @@ import platform
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-from ._common import cpu_name
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]  # _common, and this checkout's jamba_min
+from _common import cpu_name, parser, write_json  # noqa: E402
 
 SCAN_SHAPE = {"batch": 2, "d_inner": 256, "d_state": 16}
 SCAN_IMPLS = ("parallel", "ref", "transformers", "pscan")
@@ -26,34 +44,21 @@ SCAN_MEMORY_TARGET = ("parallel", "pscan", 4096, "fwd+bwd", 0.2)
 
 
 # --------------------------------------------------------------------------- one measurement
-def _measure_scan(impl: str, L: int, mode: str, repeat: int, threads: int) -> dict:
+def measure_scan(impl: str, L: int, mode: str, repeat: int, threads: int) -> dict:
     """Runs in the child process: time and peak memory of one (impl, L, mode)."""
-    import resource
     import warnings
 
     import torch
 
+    from jamba_min.ops import random_scan_inputs
+
     torch.set_num_threads(threads)
     warnings.filterwarnings("ignore")
-    fn = _scan_impl(impl)
+    fn = scan_impl(impl)
     b, d, n = SCAN_SHAPE["batch"], SCAN_SHAPE["d_inner"], SCAN_SHAPE["d_state"]
 
     def inputs(length: int) -> dict:
-        g = torch.Generator().manual_seed(0)
-        t = {
-            "u": torch.randn(b, d, length, generator=g),
-            "delta": torch.randn(b, d, length, generator=g) * 0.5 - 1.0,
-            "A": -torch.exp(torch.randn(d, n, generator=g) * 0.5),
-            "B": torch.randn(b, n, length, generator=g),
-            "C": torch.randn(b, n, length, generator=g),
-            "D": torch.randn(d, generator=g),
-            "z": torch.randn(b, d, length, generator=g),
-            "delta_bias": torch.randn(d, generator=g) * 0.1,
-        }
-        if mode == "fwd+bwd":
-            for v in t.values():
-                v.requires_grad_()
-        return t
+        return random_scan_inputs(b, d, length, n, requires_grad=mode == "fwd+bwd")
 
     def call(t: dict) -> None:
         if mode == "fwd":
@@ -64,17 +69,50 @@ def _measure_scan(impl: str, L: int, mode: str, repeat: int, threads: int) -> di
 
     call(inputs(min(L, 64)))  # warm-up: imports, lazy initialisation
     t = inputs(L)
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Our own loop, not torch.utils.benchmark: the peak memory must cover exactly these calls,
+    # and the slowest baseline (most of a minute a call) runs once (see _common.py).
+    rss0 = reset_peak_rss()
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
         call(t)
         times.append(time.perf_counter() - start)
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0
+    peak_kib = peak_rss() - rss0
     return {"impl": impl, "L": L, "mode": mode, "seconds": min(times), "peak_mib": peak_kib / 1024}
 
 
-def _scan_impl(impl: str):
+def peak_rss() -> int:
+    """The process's peak resident set in KiB: Linux's VmHWM, else getrusage's ru_maxrss."""
+    import resource
+
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def reset_peak_rss() -> int:
+    """Start the peak afresh from the current resident set, where the system allows; KiB.
+
+    The inputs come from a float64 stream (``random_scan_inputs``) whose freed buffers would
+    otherwise raise the peak before the timed calls, or stay in the allocator for them to reuse;
+    either would hide part of their memory.
+    """
+    import contextlib
+    import ctypes
+
+    with contextlib.suppress(AttributeError, OSError, TypeError):
+        ctypes.CDLL(None).malloc_trim(0)  # glibc: give freed heap memory back to the system
+    with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # Linux: reset the peak (VmHWM) to the current resident set
+    return peak_rss()
+
+
+def scan_impl(impl: str):
     import torch
     import torch.nn.functional as F
 
@@ -108,15 +146,15 @@ def _scan_impl(impl: str):
     raise ValueError(f"unknown implementation {impl!r}; expected one of {SCAN_IMPLS}")
 
 
-def _available(impl: str) -> bool:
+def available(impl: str) -> bool:
     import importlib.util
 
     module = {"transformers": "transformers", "pscan": "mambapy"}.get(impl)
     return module is None or importlib.util.find_spec(module) is not None
 
 
-def _run_child(args: list[str]) -> dict | None:
-    cmd = [sys.executable, "-m", "jamba_min.bench", "_child", *args]
+def run_child(args: list[str]) -> dict | None:
+    cmd = [sys.executable, __file__, "_child", *args]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         print(f"  ! {' '.join(args)} failed:\n{done.stderr[-2000:]}", file=sys.stderr)
@@ -138,10 +176,10 @@ def bench_scan(lengths: list[int], threads: int, repeat: int, impls: list[str]) 
     for L in lengths:
         for mode in ("fwd", "fwd+bwd"):
             for impl in impls:
-                if (impl, L, mode) in SKIP or not _available(impl):
+                if (impl, L, mode) in SKIP or not available(impl):
                     continue
                 slow = impl == "transformers" and mode == "fwd+bwd"
-                r = _run_child([impl, str(L), mode, str(1 if slow else repeat), str(threads)])
+                r = run_child([impl, str(L), mode, str(1 if slow else repeat), str(threads)])
                 if r is None:
                     continue
                 results.append(r)
@@ -181,3 +219,25 @@ def bench_scan(lengths: list[int], threads: int, repeat: int, impls: list[str]) 
         "results": results,
         "checks": checks,
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "_child":  # one measurement, started by run_child
+        impl, L, mode, repeat, threads = argv[1:]
+        print(json.dumps(measure_scan(impl, int(L), mode, int(repeat), int(threads))))
+        return 0
+    p = parser(__doc__)
+    p.add_argument("--quick", action="store_true", help="L = 256 and 1024 only")
+    p.add_argument("--lengths", type=int, nargs="+", help="default 256 1024 4096")
+    p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    p.add_argument("--repeat", type=int, default=3, help="timed calls per measurement (default 3)")
+    p.add_argument("--impls", nargs="+", default=list(SCAN_IMPLS), choices=SCAN_IMPLS)
+    args = p.parse_args(argv)
+    lengths = [256, 1024] if args.quick else (args.lengths or [256, 1024, 4096])
+    write_json(bench_scan(lengths, args.threads, args.repeat, args.impls), args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,10 +1,23 @@
-"""The tiny hybrid (chapter 8): a training step and generation against transformers."""
+"""The tiny hybrid (chapter 8): a training step and generation against transformers.
+
+    python benchmarks/model.py                        # 10 rounds; a few minutes
+    python benchmarks/model.py --skip-slow --repeat 1 # without the one-minute baseline
+    python benchmarks/model.py --json benchmarks/model_cpu.json
+
+Run from the repository root; needs transformers. The implementations compared run in turn,
+``--repeat`` rounds, and each keeps its best time (see _common.py); the ratios printed at the end
+are ratios of those times.
+"""
 
 from __future__ import annotations
 
 import platform
+import sys
+from pathlib import Path
 
-from ._common import cpu_name, interleaved
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]  # _common, and this checkout's jamba_min
+from _common import cpu_name, interleaved, parser, write_json  # noqa: E402
 
 MODEL_CONFIG = dict(
     vocab_size=256, hidden_size=128, intermediate_size=256, num_hidden_layers=8,
@@ -135,3 +148,21 @@ def bench_model(threads: int, repeat: int, skip_slow: bool = False) -> dict:
             "torch": torch.__version__, "transformers": transformers.__version__,
             "python": platform.python_version(), "processor": cpu_name(),
             "results": results, "ratios": ratios}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser(__doc__)
+    p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    p.add_argument("--repeat", type=int, default=10, help="rounds (default 10)")
+    p.add_argument(
+        "--skip-slow",
+        action="store_true",
+        help="skip the training step of transformers' default CPU path (a minute a step)",
+    )
+    args = p.parse_args(argv)
+    write_json(bench_model(args.threads, args.repeat, args.skip_slow), args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
