@@ -1,8 +1,8 @@
 """The depthwise causal convolution of the Mamba layer (chapter 5): reference and fast path.
 
-Time-major shapes, as the Mamba layer holds its tensors: u ``(b, L, c)`` with c channels
-(``d_inner``), weight ``(c, d_conv)``, bias ``(c,)`` →
-y ``(b, L, c)``, y_t = bias + Σ_j weight[:, j] ⊙ u_{t - d_conv + 1 + j} (u_t = 0 before the start).
+Time-major shapes, as the Mamba layer holds its tensors: u ``(b, L, d_inner)``, weight
+``(d_inner, d_conv)``, bias ``(d_inner,)`` → y ``(b, L, d_inner)``, with
+y_t = bias + Σ_i weight[:, i] ⊙ u_{t - d_conv + 1 + i} (u_t = 0 before the start).
 
 * ``backend="ref"``: ``F.conv1d`` with ``d_conv - 1`` zeros of padding on the left, as
   chapter 5 derives it.
@@ -29,7 +29,7 @@ CONV_BACKENDS = ("ref", "fast")
 def causal_conv1d(
     u: Tensor, weight: Tensor, bias: Tensor | None = None, backend: str = "fast"
 ) -> Tensor:
-    """Depthwise causal convolution, ``(b, L, c)`` → ``(b, L, c)``; see the module docstring."""
+    """Depthwise causal convolution, ``(b, L, d_inner)`` → ``(b, L, d_inner)``; see above."""
     if backend not in CONV_BACKENDS:
         raise ValueError(f"backend must be one of {CONV_BACKENDS}, got {backend!r}")
     args = [None if t is None else to_compute(t) for t in (u, weight, bias)]
@@ -38,15 +38,15 @@ def causal_conv1d(
 
 
 def causal_conv1d_ref(u: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """The reference: ``F.conv1d`` over ``(b, c, L)`` with ``d_conv - 1`` zeros on the left."""
+    """The reference: ``F.conv1d`` over ``(b, d_inner, L)``, ``d_conv - 1`` zeros on the left."""
     c, width = weight.shape
     y = F.conv1d(F.pad(u.transpose(1, 2), (width - 1, 0)), weight[:, None], bias, groups=c)
     return y.transpose(1, 2)
 
 
 def causal_conv1d_update(window: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """The convolution's output for the newest input: ``window`` ``(b, c, d_conv)`` holds the
-    last ``d_conv`` inputs, oldest first; returns ``(b, c)``."""
+    """The convolution's output for the newest input: ``window`` ``(b, d_inner, d_conv)`` holds
+    the last ``d_conv`` inputs, oldest first; returns ``(b, d_inner)``."""
     y = torch.linalg.vecdot(window, weight)  # Σ_j weight[:, j] · window[:, :, j]
     return y + bias if bias is not None else y
 
@@ -54,7 +54,7 @@ def causal_conv1d_update(window: Tensor, weight: Tensor, bias: Tensor | None = N
 class _CausalConv(torch.autograd.Function):
     """``d_conv`` multiply-adds over contiguous time-major rows, forward and backward.
 
-    u: ``(b, L, c)`` (any strides), weight ``(c, d_conv)``, bias ``(c,)`` or None.
+    u: ``(b, L, d_inner)`` (any strides), weight ``(d_inner, d_conv)``, bias ``(d_inner,)`` or None.
     """
 
     @staticmethod
