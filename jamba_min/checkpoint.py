@@ -30,16 +30,16 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from . import checkpoint_io as files
 from .config import JambaConfig
 
-if TYPE_CHECKING:  # the model imports this module, not the other way round
-    from .model import JambaForCausalLM
+# The model imports this module, not the other way round: ``model`` below is a JambaForCausalLM
+# (or anything with its ``config`` and state-dict names), and ``model_class`` its class.
 
 __all__ = ["load_hf_state_dict", "load_pretrained", "save_pretrained"]
 
@@ -104,7 +104,7 @@ def _missing_parts(prefix: str, n: int, parts: tuple[str, ...], given: Mapping) 
                 yield f"{prefix}.{j}.{p}.weight"
 
 
-def _fit(model: JambaForCausalLM, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, Tensor]:
+def _fit(model: nn.Module, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, Tensor]:
     """Each checkpoint name → the model tensor (or view) it fills.
 
     ``shapes``: the checkpoint's names and shapes, either expert layout. Missing names, unexpected
@@ -155,7 +155,7 @@ def _fit(model: JambaForCausalLM, shapes: Mapping[str, tuple[int, ...]]) -> dict
     return targets
 
 
-def load_hf_state_dict(model: JambaForCausalLM, sd: Mapping[str, Tensor]) -> None:
+def load_hf_state_dict(model: nn.Module, sd: Mapping[str, Tensor]) -> None:
     """Load a transformers-style state dict (either expert layout) into ``model``, in place.
 
     Missing keys, unexpected keys and shape mismatches are collected and raised together in one
@@ -201,8 +201,8 @@ def _check_layers(config: JambaConfig, keys: Iterable[str]) -> None:
 
 
 def load_pretrained(
-    model_class: type[JambaForCausalLM], path: str | Path, dtype: torch.dtype | str | None = None
-) -> JambaForCausalLM:
+    model_class: type[nn.Module], path: str | Path, dtype: torch.dtype | str | None = None
+) -> nn.Module:
     """A ``model_class`` model (``JambaForCausalLM.from_pretrained``) from a local folder:
     ``config.json`` plus ``model.safetensors`` or a sharded ``model.safetensors.index.json`` with
     its shards, either expert layout.
@@ -256,7 +256,7 @@ def load_pretrained(
     return model.eval()
 
 
-def save_pretrained(model: JambaForCausalLM, path: str | Path) -> None:
+def save_pretrained(model: nn.Module, path: str | Path) -> None:
     """Write ``config.json`` and ``model.safetensors`` in the published (per-expert) layout.
 
     Both are written to temporary files in the folder first and then renamed into place, so an
