@@ -279,18 +279,25 @@ class JambaConfig:
         ]
 
     def block_card(self) -> dict[str, Any]:
-        """The paper's summary of a Jamba block: (l, a:m, e, n, K).
+        """The paper's summary of the model's schedule: (l, a:m, e, n, K).
 
-        ``l`` layers per block (the attention period), ``a:m`` attention-to-Mamba layers within a
-        block, ``e`` the MoE period, ``n`` experts per MoE layer, ``K`` experts used per token.
-        The schedule rule places at most one attention layer per block, so ``a:m`` is ``1:(l-1)``,
-        or ``0:l`` when the offset lies beyond the last layer (a pure Mamba model).
+        ``l``: layers in one Jamba block, the shortest run of layers whose attention/Mamba pattern
+        repeats to make up the whole model (so a block never holds more layers than the model);
+        ``a:m``: that block's attention and Mamba layers; ``e`` the MoE period, ``n`` experts per
+        MoE layer, ``K`` experts used per token. Jamba v0.1: l = 8, a:m = 1:7. A pure Mamba
+        model is 0:1 with l = 1, a pure Transformer 1:0.
         """
-        period = self.attn_layer_period
-        a = sum(self.is_attention_layer(i) for i in range(min(period, self.num_hidden_layers)))
+        kinds = [self.is_attention_layer(i) for i in range(self.num_hidden_layers)]
+        depth = len(kinds)
+        block = next(
+            p
+            for p in range(1, depth + 1)
+            if depth % p == 0 and all(kinds[i] == kinds[i % p] for i in range(depth))
+        )
+        a = sum(kinds[:block])
         return {
-            "l": period,
-            "a:m": f"{a}:{period - a}",
+            "l": block,
+            "a:m": f"{a}:{block - a}",
             "e": self.expert_layer_period,
             "n": self.num_experts,
             "K": self.num_experts_per_tok,

@@ -41,9 +41,28 @@ def test_jamba_v01_architecture():
     assert cfg.block_card() == {"l": 8, "a:m": "1:7", "e": 2, "n": 16, "K": 2}
 
 
-def test_block_card_of_a_pure_mamba_model():
-    cfg = jm.JambaConfig(num_hidden_layers=6, attn_layer_period=8, attn_layer_offset=7)
-    assert cfg.attention_layers() == [] and cfg.block_card()["a:m"] == "0:8"
+@pytest.mark.parametrize(
+    "schedule, block, a_m",
+    [
+        (dict(num_hidden_layers=6, attn_layer_period=8, attn_layer_offset=7), 1, "0:1"),  # Mamba
+        (dict(num_hidden_layers=8, attn_layer_period=16, attn_layer_offset=15), 1, "0:1"),
+        (dict(num_hidden_layers=4, attn_layer_period=1, attn_layer_offset=0), 1, "1:0"),  # attn
+        (dict(num_hidden_layers=8, attn_layer_period=16, attn_layer_offset=2), 8, "1:7"),
+        (dict(num_hidden_layers=8, attn_layer_period=4, attn_layer_offset=2), 4, "1:3"),
+        (dict(num_hidden_layers=12, attn_layer_period=3, attn_layer_offset=1), 3, "1:2"),
+        (dict(num_hidden_layers=10, attn_layer_period=4, attn_layer_offset=0), 10, "3:7"),
+        (dict(num_hidden_layers=72, attn_layer_period=8, attn_layer_offset=4), 8, "1:7"),  # 1.5
+    ],
+)
+def test_block_card_describes_the_model_it_is_given(schedule, block, a_m):
+    """l is the shortest block that repeats to make up the model, never more than its depth;
+    a:m counts that block's attention and Mamba layers."""
+    cfg = jm.JambaConfig(**schedule)
+    card = cfg.block_card()
+    assert (card["l"], card["a:m"]) == (block, a_m)
+    a, m = map(int, a_m.split(":"))
+    assert len(cfg.attention_layers()) == a * cfg.num_hidden_layers // block
+    assert len(cfg.mamba_layers()) == m * cfg.num_hidden_layers // block
 
 
 def test_dt_rank_auto_rounds_up():
