@@ -167,3 +167,25 @@ def test_readme_python_runs(tmp_path, monkeypatch):
     for code in blocks:
         exec(compile(code, "README.md", "exec"), {"__name__": "__readme__"})
     assert (tmp_path / "tiny-jamba" / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("found", [None, "4.46.0"])
+def test_setup_cell_installs_transformers_when_missing_or_too_old(monkeypatch, found):
+    import importlib.metadata
+
+    def version(name):
+        if found is None:
+            raise importlib.metadata.PackageNotFoundError(name)
+        return found
+
+    monkeypatch.setattr(importlib.metadata, "version", version)
+    calls = run_setup_cell(monkeypatch, installed={"jamba_min", "einops", "safetensors", "tqdm"})
+    assert (
+        calls == [calls[0]] and calls[0][-1] == f"transformers>={setup_cell.transformers_minimum()}"
+    )
+    assert not any(re.match(r"(torch|triton)\b", arg) for arg in calls[0])
+
+
+def test_setup_cell_says_what_it_did_in_one_line(monkeypatch, capsys):
+    run_setup_cell(monkeypatch, installed={"jamba_min", "einops", "safetensors", "tqdm"})
+    assert capsys.readouterr().out == "setup: everything was already installed\n"

@@ -1,8 +1,10 @@
 """The canonical first code cell of every notebook, and a tool to keep the notebooks in sync.
 
 In Colab (or any environment without jamba_min) the cell installs the package from the book's
-repository; everywhere else it does nothing. It never installs torch or triton: Colab's builds
-match its GPU drivers, and a reinstall would download gigabytes and could break them.
+repository, and it installs the transformers version that chapters 5-8 compare against when the
+environment has none or an older one; everywhere else it does nothing but say so, in one line. It
+never installs torch or triton: Colab's builds match its GPU drivers, and a reinstall would
+download gigabytes and could break them.
 
     python tools/setup_cell.py          # rewrite the first code cell of every notebook in book/
     python tools/setup_cell.py --check  # exit 1 if any notebook's cell differs
@@ -26,20 +28,32 @@ NOT_INSTALLED_BY_CELL = {"torch", "triton", "numpy"}
 
 TEMPLATE = """\
 # Setup for Colab and other fresh environments: install jamba_min from the book's repository
-# when it is missing. torch and triton are never (re)installed; the environment's builds stay.
+# when it is missing, and the transformers that chapters 5-8 compare against when it is missing
+# or older than {transformers_min}. torch and triton are never (re)installed.
 import importlib
+import importlib.metadata
 import importlib.util
 import subprocess
 import sys
 
 REPOSITORY = "git+{repo_url}@{branch}"
+pip = [sys.executable, "-m", "pip", "install", "--quiet"]
+did = []
 if importlib.util.find_spec("jamba_min") is None:
-    pip = [sys.executable, "-m", "pip", "install", "--quiet"]
     subprocess.run([*pip, "--no-deps", REPOSITORY], check=True)
     missing = [p for p in {light_deps} if importlib.util.find_spec(p) is None]
     if missing:
         subprocess.run([*pip, *missing], check=True)
-    importlib.invalidate_caches()"""
+    did.append("installed jamba_min" + (" and " + ", ".join(missing) if missing else ""))
+try:
+    have = importlib.metadata.version("transformers")
+except importlib.metadata.PackageNotFoundError:
+    have = None
+if have is None or int(have.split(".")[0]) < {transformers_major}:
+    subprocess.run([*pip, "transformers>={transformers_min}"], check=True)
+    did.append(f"installed transformers>={transformers_min} (found {{have or 'none'}})")
+importlib.invalidate_caches()
+print("setup:", "; ".join(did) if did else "everything was already installed")"""
 
 
 def repository() -> tuple[str, str]:
@@ -64,11 +78,24 @@ def light_dependencies() -> list[str]:
     return sorted(set(names) - extra_names - NOT_INSTALLED_BY_CELL)
 
 
+def transformers_minimum() -> str:
+    """The oldest transformers the tests accept, from pyproject.toml's ``test`` extra ("5.0")."""
+    pins = re.findall(r'"transformers>=([0-9.]+)"', (ROOT / "pyproject.toml").read_text())
+    return pins[0]  # the test and bench extras name the same minimum
+
+
 def setup_cell_source() -> str:
     """The exact source of the canonical setup cell."""
     url, branch = repository()
     deps = "(" + ", ".join(f'"{d}"' for d in light_dependencies()) + ")"
-    return TEMPLATE.format(repo_url=url, branch=branch, light_deps=deps)
+    least = transformers_minimum()
+    return TEMPLATE.format(
+        repo_url=url,
+        branch=branch,
+        light_deps=deps,
+        transformers_min=least,
+        transformers_major=int(least.split(".")[0]),
+    )
 
 
 def notebooks() -> list[Path]:
