@@ -4,11 +4,11 @@
 semantics, channel-first shapes) in a custom ``autograd.Function`` with a hand-written backward:
 
 * time is processed in **blocks** that fit in the CPU's cache, in a time-major layout
-  ``(b, S, N, d_inner)``: each step's state is contiguous, and products that broadcast Δ or B run
-  along the long d_inner axis, which a CPU's vector units handle better than d_state's 16;
-* inside a block, **chunks** of τ ≈ √S steps are scanned side by side from a zero state, the true
-  state is carried from chunk to chunk with the product of their Ā (exp(A·ΣΔ)), and each chunk is
-  rescanned from its true entering state, in place (:func:`_scan_block`);
+  ``(b, block_len, N, d_inner)``: each step's state is contiguous, and products that broadcast Δ
+  or B run along the long d_inner axis, which a CPU's vector units handle better than d_state's 16;
+* inside a block, **chunks** of τ ≈ √block_len steps are scanned side by side from a zero state,
+  the true state is carried from chunk to chunk with the product of their Ā (exp(A·ΣΔ)), and each
+  chunk is rescanned from its true entering state, in place (:func:`_scan_block`);
 * the backward keeps only the state entering each chunk (and y before the gate), recomputes each
   block's states from them, and runs the adjoint recurrence with the same three passes
   (:func:`_scan_block_backward`).
@@ -60,9 +60,10 @@ BLOCK_ELEMENTS = 2**21
 def plan(b: int, d_inner: int, N: int, L: int) -> tuple[int, int, int]:
     """Chunk length τ, chunks per block and number of blocks for a sequence of L steps.
 
-    A block holds about ``BLOCK_ELEMENTS`` state elements. Scanning a block of S = τ·chunks
-    steps takes about 2τ + chunks sequential operations, few for τ ≈ √S. The sizes are rounded
-    so that the blocks cover L with as little padding as possible.
+    A block holds about ``BLOCK_ELEMENTS`` state elements. Scanning a block of
+    block_len = τ·chunks steps takes about 2τ + chunks sequential operations, few for
+    τ ≈ √block_len. The sizes are rounded so that the blocks cover L with as little padding as
+    possible.
     """
     steps = max(1, min(L, BLOCK_ELEMENTS // (b * d_inner * N)))
     blocks = -(-L // steps)
@@ -82,39 +83,41 @@ def _time_major(x: Tensor) -> Tensor:
 
 
 class _Block:
-    """One block of time of the time-major ``(b, L, ·)`` inputs, as ``(b, S, ·)`` tensors.
+    """One block of time of the time-major ``(b, L, ·)`` inputs, as ``(b, block_len, ·)`` tensors.
 
-    A full block is a view; a short last block is zero-padded to S steps. Steps past the end of
-    the sequence get Δ = 0, so Ā = 1 and B̄u = 0: the state passes through them unchanged.
+    A full block is a view; a short last block is zero-padded to block_len steps. Steps past the
+    end of the sequence get Δ = 0, so Ā = 1 and B̄u = 0: the state passes through them unchanged.
     """
 
-    def __init__(self, i, S, dt, u, B, C, z):
+    def __init__(self, i, block_len, dt, u, B, C, z):
         L = u.shape[1]
-        self.sl = slice(i * S, min((i + 1) * S, L))
-        self.valid, self.S = self.sl.stop - self.sl.start, S
+        self.sl = slice(i * block_len, min((i + 1) * block_len, L))
+        self.valid, self.block_len = self.sl.stop - self.sl.start, block_len
         self.dt, self.u = self.stage(dt), self.stage(u)
         self.du = self.dt * self.u
         self.B, self.C = self.stage(B), self.stage(C)
         self.z = self.stage(z) if z is not None else None
 
     def stage(self, x: Tensor) -> Tensor:
-        """The block's rows of a time-major ``(b, L, c)`` tensor, ``(b, S, c)``: read only."""
-        if self.valid == self.S:
+        """The block's rows of a time-major ``(b, L, c)`` tensor, ``(b, block_len, c)``; read-only.
+
+        Full blocks are views; the last block is copied, zero-padded."""
+        if self.valid == self.block_len:
             return x[:, self.sl]
-        out = x.new_zeros(x.shape[0], self.S, x.shape[2])
+        out = x.new_zeros(x.shape[0], self.block_len, x.shape[2])
         out[:, : self.valid] = x[:, self.sl]
         return out
 
     def put(self, target: Tensor, x: Tensor) -> None:
-        """Write a block result ``(b, S, c)`` into the time-major ``(b, L, c)`` ``target``."""
+        """Write a block's result ``(b, block_len, c)`` into time-major ``(b, L, c)`` ``target``."""
         target[:, self.sl] = x[:, : self.valid]
 
 
 class _ChunkedScan(torch.autograd.Function):
     """The whole selective scan, one block of time at a time; the backward recomputes per block.
 
-    Inside a block the layout is time-major, ``(b, S, N, d_inner)``, so that each step's state
-    (stored transposed, ``(N, d_inner)``) is contiguous and the per-step outputs are batched
+    Inside a block the layout is time-major, ``(b, block_len, N, d_inner)``, so that each step's
+    state (stored transposed, ``(N, d_inner)``) is contiguous and the per-step outputs are batched
     matrix products. Δ's bias and softplus are applied once, to the whole sequence. For the
     backward it keeps Δ after them (the size of u), the state entering each chunk (one
     ``(b, N, d_inner)`` state per τ steps) and y before the gate (the size of u, which spares the
@@ -126,7 +129,7 @@ class _ChunkedScan(torch.autograd.Function):
         b, d_inner, L = u.shape
         N = A.shape[1]
         chunk, chunks, blocks = plan(b, d_inner, N, L)
-        S = chunk * chunks
+        block_len = chunk * chunks
         dt = _time_major(delta)  # Δ, time-major, after the bias and the softplus
         if delta_bias is not None:
             dt = dt + delta_bias
@@ -138,14 +141,14 @@ class _ChunkedScan(torch.autograd.Function):
         y_pre = u.new_empty(b, L, d_inner) if z is not None and grad else None  # y before the gate
         At = A.t().contiguous()  # the state's layout is (N, d_inner): see _ChunkedScan
         h = u.new_zeros(b, N, d_inner)
-        bufs = u.new_empty(2, b, S, N, d_inner)
+        bufs = u.new_empty(2, b, block_len, N, d_inner)
         entering = []  # the state entering each chunk of each block
         for i in range(blocks):
-            blk = _Block(i, S, dt, u_t, B_t, C_t, z_t)
+            blk = _Block(i, block_len, dt, u_t, B_t, C_t, z_t)
             a, hs = _discretize(blk.dt, blk.du, At, blk.B, *bufs)
             h, h_in = _scan_block(a, hs, h, blk.dt, At, chunk)
             entering.append(h_in)
-            y = torch.matmul(blk.C[:, :, None, :], hs).squeeze(2)  # y_t = C_t · h_t    (b, S, d)
+            y = torch.matmul(blk.C[:, :, None, :], hs).squeeze(2)  # y_t = C_t · h_t
             if D is not None:
                 y += D * blk.u
             if z is not None:
@@ -165,7 +168,7 @@ class _ChunkedScan(torch.autograd.Function):
     def backward(ctx, g_out: Tensor, g_h_last: Tensor | None):
         u, dt, A, B, C, D, z, entering, y_pre = ctx.saved_tensors
         softplus, bias, chunk, chunks = ctx.config
-        S, blocks = chunk * chunks, entering.shape[0]
+        block_len, blocks = chunk * chunks, entering.shape[0]
         u_t, B_t, C_t, g_out = _time_major(u), _time_major(B), _time_major(C), _time_major(g_out)
         z_t = _time_major(z) if z is not None else None
         g_u, g_delta = torch.empty_like(u_t), torch.empty_like(u_t)  # all time-major
@@ -174,11 +177,11 @@ class _ChunkedScan(torch.autograd.Function):
         At = A.t().contiguous()
         g_At = torch.zeros_like(At)
         g_D = torch.zeros_like(D) if D is not None else None
-        bufs = u.new_empty(3, u.shape[0], S, *entering.shape[-2:])
+        bufs = u.new_empty(3, u.shape[0], block_len, *entering.shape[-2:])
         # ρ: the adjoint flowing into a block's last step from the steps after the block
         rho = g_h_last.transpose(1, 2) if g_h_last is not None else torch.zeros_like(bufs[0, :, 0])
         for i in reversed(range(blocks)):
-            blk = _Block(i, S, dt, u_t, B_t, C_t, z_t)
+            blk = _Block(i, block_len, dt, u_t, B_t, C_t, z_t)
             g_y = blk.stage(g_out)
             a, hs = _discretize(blk.dt, blk.du, At, blk.B, bufs[0], bufs[1])
             _scan_block(a, hs, None, blk.dt, At, chunk, entering[i])  # hs[:, t] = h_t again
@@ -188,12 +191,12 @@ class _ChunkedScan(torch.autograd.Function):
                 sig = torch.sigmoid(blk.z)
                 blk.put(g_z, g_y * y * sig * (1 + blk.z * (1 - sig)))
                 g_y = g_y * (blk.z * sig)
-            blk.put(g_C, torch.matmul(hs, g_y[..., None]).squeeze(-1))  # Σ_d h g_y   (b, S, N)
-            lam = torch.mul(blk.C[..., None], g_y[:, :, None, :], out=bufs[2])  # ∂L/∂h_t ...
+            blk.put(g_C, torch.matmul(hs, g_y[..., None]).squeeze(-1))  # Σ over d_inner of h g_y
+            lam = torch.mul(blk.C[..., None], g_y[:, :, None, :], out=bufs[2])  # ∂ℒ/∂h_t ...
             rho = _scan_block_backward(a, lam, rho, blk.dt, At, chunk)  # ... then λ_t in place
             # B̄u_t = Δu_t B_t receives λ_t: B through Δu, and Δu through B
             blk.put(g_B, torch.matmul(lam, blk.du[..., None]).squeeze(-1))
-            g_du = torch.matmul(blk.B[:, :, None, :], lam).squeeze(2)  # Σ_n B λ     (b, S, d)
+            g_du = torch.matmul(blk.B[:, :, None, :], lam).squeeze(2)  # Σ_j B λ
             # Ā_t = exp(Δ_t A) receives λ_t ⊙ h_{t-1}; η = λ_t ⊙ h_{t-1} ⊙ Ā_t is ∂ℒ/∂(Δ_t A)
             eta = a.mul_(lam)
             eta[:, 1:].mul_(hs[:, :-1])
@@ -218,9 +221,10 @@ class _ChunkedScan(torch.autograd.Function):
 def _discretize(
     dt: Tensor, du: Tensor, At: Tensor, B: Tensor, a: Tensor, x: Tensor
 ) -> tuple[Tensor, Tensor]:
-    """Ā = exp(Δ A) and B̄u = Δu·B for one block, written into ``a`` and ``x`` (b, S, N, d_inner).
+    """Ā = exp(Δ A) and B̄u = Δu·B for one block, written into ``a`` and ``x``.
 
-    At is Aᵀ, ``(N, d_inner)``; dt, du: ``(b, S, d_inner)``; B: ``(b, S, N)``.
+    a, x: ``(b, block_len, N, d_inner)``; At is Aᵀ, ``(N, d_inner)``; dt, du:
+    ``(b, block_len, d_inner)``; B: ``(b, block_len, N)``.
 
     The buffers are reused from block to block: fresh multi-megabyte tensors would cost a page
     fault per 4 KiB on first touch, which on a CPU takes longer than the arithmetic.
@@ -241,9 +245,9 @@ def _scan_block(
 ) -> tuple[Tensor, Tensor]:
     """Scan one block in place: on return ``x[:, t]`` holds h_t.
 
-    a, x: ``(b, S, N, d_inner)`` with S = chunk·chunks; h0: ``(b, N, d_inner)``, the state
-    before the block.
-    Three passes, none of them a loop over the block's S single steps:
+    a, x: ``(b, block_len, N, d_inner)`` with block_len = chunk·chunks; h0: ``(b, N, d_inner)``,
+    the state before the block.
+    Three passes, none of them a loop over the block's block_len single steps:
     1. scan every chunk from a zero state, all chunks side by side (τ steps of chunk-wide ops);
     2. carry the true state across chunks (one step per chunk): a chunk multiplies the state
        entering it by the product of its Ā, which is exp(A·ΣΔ), and adds its local final state;
@@ -251,8 +255,8 @@ def _scan_block(
     Given the entering states ``h_in`` ``(b, chunks, N, d_inner)`` of a previous call, only pass 3
     runs. Returns the block's last state and ``h_in``.
     """
-    b, S, N, d_inner = x.shape
-    chunks = S // chunk
+    b, block_len, N, d_inner = x.shape
+    chunks = block_len // chunk
     a_t = a.view(b, chunks, chunk, N, d_inner).unbind(2)  # a_t[t]: step t of every chunk
     x_t = x.view(b, chunks, chunk, N, d_inner).unbind(2)
     if h_in is None and chunks == 1:
@@ -283,8 +287,8 @@ def _scan_block_backward(
     that follows it. The same three passes as :func:`_scan_block`, backwards in time. Returns the
     ρ that this block hands to the block before it: Ā ⊙ λ of its first step.
     """
-    b, S, N, d_inner = g.shape
-    chunks = S // chunk
+    b, block_len, N, d_inner = g.shape
+    chunks = block_len // chunk
     a_t = a.view(b, chunks, chunk, N, d_inner).unbind(2)
     g_t = g.view(b, chunks, chunk, N, d_inner).unbind(2)
     if chunks == 1:  # one chunk: a plain reverse scan
