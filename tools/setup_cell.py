@@ -27,9 +27,10 @@ TAGS = ["remove-input", "nbval-ignore-output"]
 NOT_INSTALLED_BY_CELL = {"torch", "triton", "numpy"}
 
 TEMPLATE = """\
-# Setup for Colab and other fresh environments: install jamba_min from the book's repository
-# when it is missing, and the transformers that chapters 5-8 compare against when it is missing
-# or older than {transformers_min}. torch and triton are never (re)installed.
+# Setup for Colab and other fresh environments: install jamba_min from the
+# book's repository when it is missing, and the transformers that chapters 5-8
+# compare against when it is missing or older than {transformers_min}. torch and
+# triton are never (re)installed.
 import importlib
 import importlib.metadata
 import importlib.util
@@ -41,19 +42,20 @@ pip = [sys.executable, "-m", "pip", "install", "--quiet"]
 did = []
 if importlib.util.find_spec("jamba_min") is None:
     subprocess.run([*pip, "--no-deps", REPOSITORY], check=True)
-    missing = [p for p in {light_deps} if importlib.util.find_spec(p) is None]
+    deps = {light_deps}
+    missing = [p for p in deps if importlib.util.find_spec(p) is None]
     if missing:
         subprocess.run([*pip, *missing], check=True)
-    did.append("installed jamba_min" + (" and " + ", ".join(missing) if missing else ""))
+    did.append("installed jamba_min " + " ".join(missing))
 try:
     have = importlib.metadata.version("transformers")
 except importlib.metadata.PackageNotFoundError:
     have = None
 if have is None or int(have.split(".")[0]) < {transformers_major}:
     subprocess.run([*pip, "transformers>={transformers_min}"], check=True)
-    did.append(f"installed transformers>={transformers_min} (found {{have or 'none'}})")
+    did.append(f"installed transformers (found {{have}})")
 importlib.invalidate_caches()
-print("setup:", "; ".join(did) if did else "everything was already installed")"""
+print("setup:", "; ".join(did) or "everything was already installed")"""
 
 
 def repository() -> tuple[str, str]:
