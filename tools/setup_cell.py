@@ -22,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
-TAGS = ["remove-input", "nbval-ignore-output"]
+TAGS = ["remove-cell", "nbval-ignore-output"]  # hidden in the book, visible in Colab
 # Present in every environment that runs the notebooks (Colab included) or too big to touch.
 NOT_INSTALLED_BY_CELL = {"torch", "triton", "numpy"}
 
