@@ -26,7 +26,7 @@ from torch import Tensor
 
 __all__ = [
     "ACTIVATIONS", "HIDDEN_ACTIVATIONS", "IGNORED_FIELDS", "RUNTIME_FIELDS", "JambaConfig",
-    "check_hidden_states",
+    "check_hidden_states", "is_int", "is_real",
 ]  # fmt: skip
 
 #: The activations ``hidden_act`` can name (transformers' ACT2FN entries that Jamba uses).
@@ -217,13 +217,13 @@ class JambaConfig:
             )
         for name in ("rms_norm_eps", "initializer_range"):
             value = getattr(self, name)
-            if not _is_real(value) or not value > 0:
+            if not is_real(value) or not value > 0:
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
-        if not _is_real(self.router_aux_loss_coef) or self.router_aux_loss_coef < 0:
+        if not is_real(self.router_aux_loss_coef) or self.router_aux_loss_coef < 0:
             raise ValueError(
                 f"router_aux_loss_coef must be a number >= 0, got {self.router_aux_loss_coef!r}"
             )
-        if not _is_real(self.attention_dropout) or not 0 <= self.attention_dropout < 1:
+        if not is_real(self.attention_dropout) or not 0 <= self.attention_dropout < 1:
             raise ValueError(f"attention_dropout must be in [0, 1), got {self.attention_dropout!r}")
 
     # ------------------------------------------------------------------ derived sizes
@@ -310,8 +310,18 @@ class JambaConfig:
         return i
 
 
+def is_int(value: Any) -> bool:
+    """An int and not a bool (``True`` is an ``int`` to Python, never a size or an id here)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_real(value: Any) -> bool:
+    """An int or a float, and not a bool."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _check_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
+    if not is_int(value):
         raise ValueError(f"{name} must be an int, got {value!r}")
 
 
@@ -319,10 +329,6 @@ def _check_positive_int(name: str, value: Any) -> None:
     _check_int(name, value)
     if value <= 0:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def check_hidden_states(x: Any, hidden_size: int, what: str, one_token: bool = False) -> None:

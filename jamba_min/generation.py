@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from .attention import KVCache
+from .config import is_int, is_real
 
 __all__ = ["generate", "sample_next"]
 
@@ -45,13 +46,13 @@ def generate(
         or max_new_tokens < 0
     ):
         raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
-    if not _is_real(temperature) or not (math.isfinite(temperature) and temperature >= 0):
+    if not is_real(temperature) or not (math.isfinite(temperature) and temperature >= 0):
         raise ValueError(
             f"temperature must be a finite number > 0, or 0 for greedy, got {temperature!r}"
         )
-    if top_k is not None and not (_is_int(top_k) and top_k >= 1):
+    if top_k is not None and not (is_int(top_k) and top_k >= 1):
         raise ValueError(f"top_k must be a positive int or None, got {top_k!r}")
-    if top_p is not None and not (_is_real(top_p) and 0 < top_p <= 1):
+    if top_p is not None and not (is_real(top_p) and 0 < top_p <= 1):
         raise ValueError(f"top_p must be in (0, 1] or None, got {top_p!r}")
     eos = _eos_ids(eos_token_id, model.config.vocab_size)
     input_ids = model._check_inputs(input_ids, None)
@@ -96,25 +97,17 @@ def _eos_ids(eos_token_id: int | list[int] | None, vocab: int) -> Tensor | None:
     """``eos_token_id`` as a tensor of ids, after checking it."""
     if eos_token_id is None:
         return None
-    ids = [eos_token_id] if _is_int(eos_token_id) else eos_token_id
+    ids = [eos_token_id] if is_int(eos_token_id) else eos_token_id
     if (
         not isinstance(ids, (list, tuple))
         or not ids
-        or not all(_is_int(i) and 0 <= i < vocab for i in ids)
+        or not all(is_int(i) and 0 <= i < vocab for i in ids)
     ):
         raise ValueError(
             f"eos_token_id must be an int or a non-empty list of ints in [0, vocab_size = "
             f"{vocab}), got {eos_token_id!r}"
         )
     return torch.tensor(ids)
-
-
-def _is_int(x) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _is_real(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 def sample_next(

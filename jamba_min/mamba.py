@@ -140,11 +140,11 @@ class JambaMambaMixer(nn.Module):
         dt, B, C = self._ssm_params(u)  # (b, L, d_inner), (b, L, N), (b, L, N)
         A = -torch.exp(to_compute(self.A_log))  # (d_inner, N), negative: every state decays
         # the scan's layout is channel-first, as in mamba_ssm: views, no copies
-        channels_first = lambda t: rearrange(t, "b L c -> b c L")  # noqa: E731
+        u_c, dt_c, B_c, C_c, z_c = (rearrange(t, "b L c -> b c L") for t in (u, dt, B, C, z))
         y = selective_scan(
-            channels_first(u), channels_first(dt), A, channels_first(B), channels_first(C),
-            D=to_compute(self.D), z=channels_first(z), delta_bias=to_compute(self.dt_proj.bias),
-            delta_softplus=True, return_last_state=return_state, backend=self.scan_backend,
+            u_c, dt_c, A, B_c, C_c, D=to_compute(self.D), z=z_c,
+            delta_bias=to_compute(self.dt_proj.bias), delta_softplus=True,
+            return_last_state=return_state, backend=self.scan_backend,
         )  # fmt: skip
         y, h = y if return_state else (y, None)
         out = self.out_proj(rearrange(y, "b d_inner L -> b L d_inner").to(hidden_states.dtype))
