@@ -1,13 +1,17 @@
 """The book's structure: table of contents, notebooks, the Colab setup cell, README links."""
 
+import base64
 import json
 import re
+import struct
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+
+from jamba_min import plotting
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
@@ -190,3 +194,62 @@ def test_setup_cell_installs_transformers_when_missing_or_too_old(monkeypatch, f
 def test_setup_cell_says_what_it_did_in_one_line(monkeypatch, capsys):
     run_setup_cell(monkeypatch, installed={"jamba_min", "einops", "safetensors", "tqdm"})
     assert capsys.readouterr().out == "setup: everything was already installed\n"
+
+
+def png_widths(nb: Path) -> list[tuple[int, int]]:
+    """(cell index, natural width in px) of every PNG a notebook stores."""
+    found = []
+    for i, cell in enumerate(cells(nb)):
+        for out in cell.get("outputs", []):
+            png = out.get("data", {}).get("image/png")
+            if png:
+                header = base64.b64decode("".join(png)[:64])
+                assert header[:8] == b"\x89PNG\r\n\x1a\n", f"cell {i}: not a PNG"
+                found.append((i, struct.unpack(">I", header[16:20])[0]))
+    return found
+
+
+def is_plot_cell(cell: dict) -> bool:
+    code = "".join(cell["source"])
+    return cell["cell_type"] == "code" and bool(re.search(r"\bplt\.|\bfigure\(|diagram\(", code))
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_figures_fit_the_column(nb):
+    """Shown at 1280 px, the text column is 676 px: a wider PNG is shrunk, and its text with it.
+
+    Figures are made FIG_WIDTH wide with the book's style, whose smallest font (10.5 pt) is then
+    14.6 px on the page, above the captions' 14.4 px.
+    """
+    wide = [(i, w) for i, w in png_widths(nb) if w > 680]
+    assert not wide, f"figures wider than the column (cell, px): {wide}"
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_figures_use_the_book_style(nb):
+    code = ["".join(c["source"]) for c in cells(nb) if c["cell_type"] == "code"]
+    if not any(is_plot_cell(c) for c in cells(nb)):
+        pytest.skip("no figures")
+    assert sum("use_book_style()" in c for c in code) == 1, "call use_book_style() once"
+    small = [
+        m.group(0)
+        for c in code
+        for m in re.finditer(r"(fontsize|labelsize)\s*=\s*([0-9.]+)", c)
+        if float(m.group(2)) < plotting.MIN_FONT_PT
+    ]
+    assert not small, f"fonts below {plotting.MIN_FONT_PT} pt: {small}"
+    assert not [c for c in code if "tight_layout" in c], "the style's constrained layout does this"
+    assert not [c for c in code if "style.use" in c], "one style: use_book_style()"
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_plotting_code_is_hidden(nb):
+    """A cell that draws a figure keeps its code out of the reader's way (tag hide-input)."""
+    shown = [
+        i
+        for i, c in enumerate(cells(nb))
+        if is_plot_cell(c)
+        and ".show()" in "".join(c["source"])
+        and not {"hide-input", "remove-input", "remove-cell"} & set(c["metadata"].get("tags", []))
+    ]
+    assert not shown, f"plotting cells without hide-input: {shown}"
