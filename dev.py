@@ -3,6 +3,7 @@
 
     python3 dev.py test [pytest args]        # install what is needed, run tests + every notebook
     python3 dev.py book [jupyter-book args]  # install what is needed, build the site in _build/html
+    python3 dev.py site-check [args]         # open every built page in headless Chromium, check it
     python3 dev.py install                   # only set up .venv
 
 Everything goes into ``.venv`` next to this file. The first run takes a few minutes (torch,
@@ -72,7 +73,7 @@ def install() -> None:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("test", "book", "install"):
+    if not argv or argv[0] not in ("test", "book", "site-check", "install"):
         print(__doc__)
         return 2
     command, rest = argv[0], argv[1:]
@@ -82,6 +83,8 @@ def main(argv: list[str]) -> int:
         cmd = [str(venv_bin("python")), "-m", "pytest", *rest]
     elif command == "book":
         cmd = [str(venv_bin("jupyter-book")), "build", ".", *rest]
+    elif command == "site-check":  # needs Debian's chromium (apt-get install chromium)
+        cmd = [str(venv_bin("python")), str(ROOT / "tools" / "check_site.py"), *rest]
     else:
         return 0
     print("$", " ".join(cmd), flush=True)

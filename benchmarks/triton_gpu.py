@@ -2,11 +2,14 @@
 
     python benchmarks/triton_gpu.py --json benchmarks/triton_gpu.json
     python benchmarks/triton_gpu.py --lengths 1024 4096
+    python benchmarks/triton_gpu.py --d-inner 8192 --json benchmarks/triton_gpu_8192.json
 
 Run from the repository root on a machine with a CUDA GPU. Times the forward and the forward plus
 backward of the ``"triton"`` and ``"parallel"`` backends, and of mamba_ssm's CUDA kernel when it
-is installed, with ``triton.testing.do_bench`` (which synchronises the GPU around the calls), and
-turns each time into the bandwidth that ``jamba_min.scan_bytes``, the minimal traffic, implies.
+is installed, and the forward of the chunk-parallel Triton kernel (``"triton_chunked"``,
+``selective_scan_triton_chunked``, forward only), with ``triton.testing.do_bench`` (which
+synchronises the GPU around the calls), and turns each time into the bandwidth that
+``jamba_min.scan_bytes``, the minimal traffic, implies.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from _common import parser, write_json  # noqa: E402
 TRITON_SHAPE = {"batch": 2, "d_inner": 2048, "d_state": 16}
 
 
-def bench_triton(lengths: list[int], rep_ms: int = 100) -> dict:
+def bench_triton(lengths: list[int], rep_ms: int = 100, d_inner: int | None = None) -> dict:
     """Time the Triton kernels against "parallel" and mamba_ssm's CUDA kernel on one GPU."""
     import importlib.util
 
@@ -33,24 +36,30 @@ def bench_triton(lengths: list[int], rep_ms: int = 100) -> dict:
 
     from jamba_min import scan_bytes, selective_scan
     from jamba_min.ops import random_scan_inputs
+    from jamba_min.ops.triton_scan import selective_scan_triton_chunked
 
     impls = {
         "triton": lambda **t: selective_scan(**t, delta_softplus=True, backend="triton"),
+        "triton_chunked": lambda **t: selective_scan_triton_chunked(**t, delta_softplus=True),
         "parallel": lambda **t: selective_scan(**t, delta_softplus=True, backend="parallel"),
     }
+    forward_only = {"triton_chunked"}
     if importlib.util.find_spec("mamba_ssm") is not None:
         from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
 
         impls["mamba_ssm"] = lambda **t: selective_scan_fn(**t, delta_softplus=True)
-    b, d, n = TRITON_SHAPE["batch"], TRITON_SHAPE["d_inner"], TRITON_SHAPE["d_state"]
+    shape = TRITON_SHAPE | ({"d_inner": d_inner} if d_inner else {})
+    b, d, n = shape["batch"], shape["d_inner"], shape["d_state"]
     name = torch.cuda.get_device_name()
     print(f"selective scan on {name}, batch {b}, d_inner {d}, d_state {n}, float32")
-    print(f"{'L':>6} {'mode':>8} {'implementation':>14} {'time (ms)':>10} {'GB/s':>8}")
+    print(f"{'L':>6} {'mode':>8} {'implementation':>15} {'time (ms)':>10} {'GB/s':>8}")
     results = []
     for L in lengths:
         t = random_scan_inputs(b, d, L, n, device="cuda")
         for mode in ("fwd", "fwd+bwd"):
             for impl, fn in impls.items():
+                if mode == "fwd+bwd" and impl in forward_only:
+                    continue
                 args = {k: v.detach().requires_grad_(mode == "fwd+bwd") for k, v in t.items()}
                 grad = torch.ones(b, d, L, device="cuda")
 
@@ -64,7 +73,7 @@ def bench_triton(lengths: list[int], rep_ms: int = 100) -> dict:
                 ms = triton.testing.do_bench(call, warmup=max(1, rep_ms // 4), rep=rep_ms)
                 gbs = scan_bytes(b, d, n, L, mode) / (ms * 1e-3) / 1e9
                 results.append({"impl": impl, "L": L, "mode": mode, "ms": ms, "GB/s": gbs})
-                print(f"{L:>6} {mode:>8} {impl:>14} {ms:>10.3f} {gbs:>8.1f}", flush=True)
+                print(f"{L:>6} {mode:>8} {impl:>15} {ms:>10.3f} {gbs:>8.1f}", flush=True)
     table = {(r["impl"], r["L"], r["mode"]): r for r in results}
     ratios = []
     for (impl, L, mode), r in table.items():
@@ -75,7 +84,7 @@ def bench_triton(lengths: list[int], rep_ms: int = 100) -> dict:
     return {
         "benchmark": "selective_scan_gpu",
         "gpu": name,
-        "shape": TRITON_SHAPE,
+        "shape": shape,
         "torch": torch.__version__,
         "triton": triton.__version__,
         "cuda": torch.version.cuda,
@@ -87,10 +96,11 @@ def bench_triton(lengths: list[int], rep_ms: int = 100) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = parser(__doc__)
-    p.add_argument("--lengths", type=int, nargs="+", default=[1024, 4096, 16384])
+    p.add_argument("--lengths", type=int, nargs="+", default=[256, 1024, 4096, 16384])
+    p.add_argument("--d-inner", type=int, help=f"default {TRITON_SHAPE['d_inner']}")
     p.add_argument("--rep-ms", type=int, default=100, help="do_bench's rep, in ms (default 100)")
     args = p.parse_args(argv)
-    write_json(bench_triton(args.lengths, args.rep_ms), args.json)
+    write_json(bench_triton(args.lengths, args.rep_ms, args.d_inner), args.json)
     return 0
 
 

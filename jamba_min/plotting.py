@@ -80,9 +80,7 @@ def figure(
     return plt.subplots(nrows, ncols, figsize=(FIG_WIDTH, height), **kwargs)
 
 
-def diagram(
-    width: float, height: float, *, inches: float = FIG_WIDTH
-) -> tuple[Figure, Axes]:
+def diagram(width: float, height: float, *, inches: float = FIG_WIDTH) -> tuple[Figure, Axes]:
     """An empty canvas for a diagram, in data units: x in [0, width], y in [0, height].
 
     The figure is ``inches`` wide and keeps the aspect ratio of the canvas, so one data unit is

@@ -1,4 +1,5 @@
-"""backend="triton": forward, last state and every gradient against "ref" and transformers.
+"""backend="triton": forward, last state and every gradient against "ref" and transformers;
+the chunk-parallel forward kernel against "ref".
 
 Without a GPU the kernels run in Triton's interpreter, so the sizes stay small.
 """
@@ -126,3 +127,67 @@ def test_tile_sizes_are_checked():
         selective_scan_triton(**inputs, block_d=12)
     with pytest.raises(ValueError, match="chunk must be a positive int, got 0"):
         selective_scan_triton(**inputs, chunk=0)
+
+
+# the chunk-parallel forward: (b, d_inner, L, d_state), block_d, chunk, options. L is never a
+# multiple of the chunk (L = 1 < CHUNK included) and d_inner never one of the channel block;
+# the interpreter runs tl.associative_scan element by element, so the tiles stay small
+CHUNKED_CASES = [
+    ((2, 5, 1, 4), None, None, dict()),
+    ((1, 13, 37, 8), 4, 8, OPTIONS[1]),
+    ((2, 6, 23, 12), 4, 16, dict(delta_bias=True, delta_softplus=True, return_last_state=True)),
+    ((1, 9, 40, 16), None, None, dict(D=True, z=True, return_last_state=True)),
+    ((2, 3, 19, 4), 2, 4, dict(D=True, delta_bias=True)),
+]
+
+
+@pytest.mark.parametrize(("shape", "block_d", "chunk", "options"), CHUNKED_CASES)
+def test_chunked_forward_matches_ref(shape, block_d, chunk, options):
+    from jamba_min.ops.triton_scan import selective_scan_triton_chunked
+
+    inputs = make_inputs(*shape, dtype=torch.float32, requires_grad=False, **options)
+    flags = {k: options.get(k, False) for k in ("delta_softplus", "return_last_state")}
+    ours = selective_scan_triton_chunked(**inputs, **flags, block_d=block_d, chunk=chunk)
+    ref = jm.selective_scan(**inputs, **flags, backend="ref")
+    ours, ref = ((*o, {}) if isinstance(o, tuple) else (o, None, {}) for o in (ours, ref))
+    assert_close(ours, ref, tol=1e-5)
+
+
+def test_chunked_forward_refuses_what_it_cannot_do():
+    from jamba_min.ops.triton_scan import selective_scan_triton_chunked
+
+    inputs = make_inputs(1, 5, 4, 4, dtype=torch.float32, requires_grad=True)
+    with pytest.raises(ValueError, match="forward only and an input requires grad"):
+        selective_scan_triton_chunked(**inputs)
+    with torch.no_grad():
+        y = selective_scan_triton_chunked(**inputs)  # fine without a graph
+        with pytest.raises(ValueError, match=r"chunk must be a power of two .* got 12"):
+            selective_scan_triton_chunked(**inputs, chunk=12)
+        with pytest.raises(ValueError, match="has no float64 path"):
+            selective_scan_triton_chunked(
+                **{k: v.double() for k, v in inputs.items() if v is not None}
+            )
+    assert y.shape == (1, 5, 4)
+
+
+def test_chunked_tile_sizes():
+    from jamba_min.ops.triton_scan import CHUNKED_TILE, chunked_tile_sizes
+
+    assert chunked_tile_sizes(2048, 16) == (4, 16, 32)  # 4 · 16 · 32 = CHUNKED_TILE
+    assert chunked_tile_sizes(5, 4) == (8, 4, 32)  # no more channels than d_inner needs
+    assert chunked_tile_sizes(2048, 128) == (1, 128, 32)  # at least one channel
+    assert chunked_tile_sizes(64, 16, block_d=2, chunk=8) == (2, 16, 8)
+    assert CHUNKED_TILE == 4 * 16 * 32
+
+
+def test_chunked_forward_half_precision_inputs_come_back_in_their_dtype():
+    from jamba_min.ops.triton_scan import selective_scan_triton_chunked
+
+    inputs = make_inputs(2, 6, 20, 4, dtype=torch.float32, requires_grad=False, D=True, z=True)
+    half = {k: v.to(torch.bfloat16) if v is not None else None for k, v in inputs.items()}
+    y = selective_scan_triton_chunked(**half, chunk=8)
+    assert y.dtype == torch.bfloat16
+    ref = jm.selective_scan(
+        **{k: v.float() if v is not None else None for k, v in half.items()}, backend="ref"
+    )
+    torch.testing.assert_close(y, ref.to(torch.bfloat16))

@@ -14,6 +14,13 @@ no reverse scan primitive (``associative_scan(reverse=True)`` is buggy in some T
 and no shifted loads. Gradients that sum over channels (B, C) are written per channel block and
 summed by the host, which keeps the kernel free of atomics and deterministic.
 
+A second forward kernel, ``scan_fwd_chunked_kernel``, is the chunk-parallel design that
+mamba_ssm's CUDA kernel follows with a block-wide scan: a program loads ``CHUNK`` steps of its
+channels at once, scans them in parallel with ``tl.associative_scan`` over the pairs
+(Ā_t, B̄u_t) of h_t = Ā_t h_{t-1} + B̄u_t, and carries the chunk's last state into the next
+chunk. It is forward only (``selective_scan_triton_chunked``), a rung of chapter 4 and a
+candidate for the GPU benchmark, not a backend of ``jamba_min.selective_scan``.
+
 Inputs are computed in float32. Without a GPU the kernels run in Triton's interpreter
 (``jamba_min._backend`` sets ``TRITON_INTERPRET=1`` before triton is imported).
 """
@@ -27,7 +34,15 @@ from torch import Tensor
 
 from .common import first_order_only
 
-__all__ = ["scan_bwd_kernel", "scan_fwd_kernel", "selective_scan_triton", "tile_sizes"]
+__all__ = [
+    "chunked_tile_sizes",
+    "scan_bwd_kernel",
+    "scan_fwd_chunked_kernel",
+    "scan_fwd_kernel",
+    "selective_scan_triton",
+    "selective_scan_triton_chunked",
+    "tile_sizes",
+]
 
 
 @triton.jit
@@ -40,25 +55,28 @@ def _softplus(x):
 
 @triton.jit
 def scan_fwd_kernel(
-    u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,  # inputs
+    u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr,  # inputs
+    D_ptr, z_ptr, bias_ptr,  # optional inputs (flags below)
     out_ptr, states_ptr, last_ptr,  # outputs
     L, d_inner, d_state,
-    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    HAS_D: tl.constexpr, HAS_Z: tl.constexpr,
+    HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     SAVE_STATES: tl.constexpr,
     BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, CHUNK: tl.constexpr,
 ):  # fmt: skip
-    """u, delta, z, out: (b, d_inner, L); A: (d_inner, d_state); B, C: (b, d_state, L);
-    D, bias: (d_inner,); states: (b, chunks, d_inner, d_state), the state entering each chunk;
-    last: (b, d_inner, d_state). All contiguous float32. Grid: (b, cdiv(d_inner, BLOCK_D))."""
-    pid_b, pid_d = (
-        tl.program_id(0).to(tl.int64),
-        tl.program_id(1),
-    )  # int64: offsets can pass 2³¹
+    """u, delta, z, out: (b, d_inner, L); A: (d_inner, d_state);
+    B, C: (b, d_state, L); D, bias: (d_inner,);
+    states: (b, chunks, d_inner, d_state), the state entering each chunk;
+    last: (b, d_inner, d_state). All contiguous float32.
+    Grid: (b, cdiv(d_inner, BLOCK_D)); one program walks time step by step."""
+    # int64: offsets can pass 2³¹
+    pid_b, pid_d = tl.program_id(0).to(tl.int64), tl.program_id(1)
     offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
     offs_n = tl.arange(0, BLOCK_N)
     mask_d, mask_n = offs_d < d_inner, offs_n < d_state
     mask_dn = mask_d[:, None] & mask_n[None, :]
-    dn = offs_d[:, None] * d_state + offs_n[None, :]  # offsets of a (d_inner, N) state
+    # offsets of a (BLOCK_D, BLOCK_N) tile of a (d_inner, d_state) tensor
+    dn = offs_d[:, None] * d_state + offs_n[None, :]
     A = tl.load(A_ptr + dn, mask=mask_dn, other=0.0)  # (BLOCK_D, BLOCK_N)
     bias = tl.zeros((BLOCK_D,), dtype=tl.float32)
     if HAS_BIAS:
@@ -69,19 +87,22 @@ def scan_fwd_kernel(
     col_d = pid_b * d_inner * L + offs_d * L  # offsets of (b, d_inner, t = 0)
     col_n = pid_b * d_state * L + offs_n * L  # offsets of (b, N, t = 0)
     chunks = tl.cdiv(L, CHUNK)
+    states = states_ptr + pid_b * chunks * d_inner * d_state + dn
     h = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)
     for c in range(chunks):
         if SAVE_STATES:  # only when a backward will need them
-            tl.store(states_ptr + (pid_b * chunks + c) * d_inner * d_state + dn, h, mask=mask_dn)
+            tl.store(states + c * d_inner * d_state, h, mask=mask_dn)
         for t in range(c * CHUNK, tl.minimum(c * CHUNK + CHUNK, L)):
-            dt = tl.load(delta_ptr + col_d + t, mask=mask_d, other=0.0) + bias
+            dt = tl.load(delta_ptr + col_d + t, mask=mask_d, other=0.0)
+            dt += bias
             if SOFTPLUS:
                 dt = _softplus(dt)
             u = tl.load(u_ptr + col_d + t, mask=mask_d, other=0.0)
             Bt = tl.load(B_ptr + col_n + t, mask=mask_n, other=0.0)
             Ct = tl.load(C_ptr + col_n + t, mask=mask_n, other=0.0)
             a = tl.exp(dt[:, None] * A)  # Ā_t = exp(Δ_t A)
-            h = a * h + (dt * u)[:, None] * Bt[None, :]  # h_t = Ā_t h_{t-1} + Δ_t u_t B_t
+            # h_t = Ā_t h_{t-1} + Δ_t u_t B_t
+            h = a * h + (dt * u)[:, None] * Bt[None, :]
             y = tl.sum(h * Ct[None, :], axis=1)  # y_t = C_t · h_t
             if HAS_D:
                 y += Dv * u
@@ -89,6 +110,81 @@ def scan_fwd_kernel(
                 z = tl.load(z_ptr + col_d + t, mask=mask_d, other=0.0)
                 y = y * z * tl.sigmoid(z)
             tl.store(out_ptr + col_d + t, y, mask=mask_d)
+    tl.store(last_ptr + pid_b * d_inner * d_state + dn, h, mask=mask_dn)
+
+
+@triton.jit
+def _combine(a1, b1, a2, b2):
+    # step (a1, b1), then step (a2, b2): h -> a2 (a1 h + b1) + b2
+    return a1 * a2, a2 * b1 + b2
+
+
+@triton.jit
+def scan_fwd_chunked_kernel(
+    u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr,  # inputs
+    D_ptr, z_ptr, bias_ptr,  # optional inputs (flags below)
+    out_ptr, last_ptr,  # outputs
+    L, d_inner, d_state,
+    HAS_D: tl.constexpr, HAS_Z: tl.constexpr,
+    HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, CHUNK: tl.constexpr,
+):  # fmt: skip
+    """Shapes as scan_fwd_kernel (no states). Grid: (b, cdiv(d_inner,
+    BLOCK_D)); one program walks time chunk by chunk, CHUNK steps at once.
+
+    In a chunk: load (BLOCK_D, CHUNK) tiles of u, Δ, z and (BLOCK_N, CHUNK)
+    tiles of B, C; scan the steps (Ā_t, Δ_t u_t B_t) of all its
+    (BLOCK_D, BLOCK_N) states at once with tl.associative_scan; store a
+    (BLOCK_D, CHUNK) tile of y; carry the last state into the next chunk."""
+    # int64: offsets can pass 2³¹
+    pid_b, pid_d = tl.program_id(0).to(tl.int64), tl.program_id(1)
+    offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
+    offs_n = tl.arange(0, BLOCK_N)
+    offs_t = tl.arange(0, CHUNK)
+    mask_d, mask_n = offs_d < d_inner, offs_n < d_state
+    mask_dn = mask_d[:, None] & mask_n[None, :]
+    dn = offs_d[:, None] * d_state + offs_n[None, :]
+    A = tl.load(A_ptr + dn, mask=mask_dn, other=0.0)  # (BLOCK_D, BLOCK_N)
+    bias = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0)
+    Dv = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    if HAS_D:
+        Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0)
+    col_d = pid_b * d_inner * L + offs_d * L  # offsets of (b, d_inner, t = 0)
+    col_n = pid_b * d_state * L + offs_n * L  # offsets of (b, N, t = 0)
+    h = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)  # entering the chunk
+    for start in range(0, L, CHUNK):
+        t = start + offs_t  # (CHUNK,): this chunk's time steps
+        mask_d_t = mask_d[:, None] & (t < L)[None, :]  # (BLOCK_D, CHUNK)
+        mask_n_t = mask_n[:, None] & (t < L)[None, :]  # (BLOCK_N, CHUNK)
+        tile_d = col_d[:, None] + t[None, :]  # offsets of a (BLOCK_D, CHUNK)
+        tile_n = col_n[:, None] + t[None, :]  # and of a (BLOCK_N, CHUNK) tile
+        dt = tl.load(delta_ptr + tile_d, mask=mask_d_t, other=0.0)
+        dt += bias[:, None]
+        if SOFTPLUS:
+            dt = _softplus(dt)
+        dt = tl.where(mask_d_t, dt, 0.0)  # past L: Ā = 1, B̄u = 0, no change
+        u = tl.load(u_ptr + tile_d, mask=mask_d_t, other=0.0)
+        Bc = tl.load(B_ptr + tile_n, mask=mask_n_t, other=0.0)
+        Cc = tl.load(C_ptr + tile_n, mask=mask_n_t, other=0.0)
+        # every step of the chunk, (BLOCK_D, BLOCK_N, CHUNK) each:
+        a = tl.exp(dt[:, None, :] * A[:, :, None])  # Ā_t = exp(Δ_t A)
+        bu = (dt * u)[:, None, :] * Bc[None, :, :]  # B̄u_t = Δ_t u_t B_t
+        # prefixes along time (axis 2): h_t = a_pre[t] h + bu_pre[t], with h
+        # the state entering the chunk
+        a_pre, bu_pre = tl.associative_scan((a, bu), 2, _combine)
+        hs = a_pre * h[:, :, None] + bu_pre  # h_t, every t of the chunk
+        y = tl.sum(hs * Cc[None, :, :], axis=1)  # (BLOCK_D, CHUNK)
+        if HAS_D:
+            y += Dv[:, None] * u
+        if HAS_Z:
+            z = tl.load(z_ptr + tile_d, mask=mask_d_t, other=0.0)
+            y = y * z * tl.sigmoid(z)
+        tl.store(out_ptr + tile_d, y, mask=mask_d_t)
+        # the chunk's last column: steps past L changed nothing
+        last_t = offs_t[None, None, :] == CHUNK - 1
+        h = tl.sum(tl.where(last_t, hs, 0.0), axis=2)
     tl.store(last_ptr + pid_b * d_inner * d_state + dn, h, mask=mask_dn)
 
 
@@ -173,15 +269,15 @@ def scan_bwd_kernel(
                 z = tl.load(z_ptr + col_d + t, mask=mask_d, other=0.0)
                 sig = tl.sigmoid(z)
                 y = tl.sum(h * Ct[None, :], axis=1) + Dv * u
-                tl.store(
-                    g_z_ptr + col_d + t, g_out * y * sig * (1.0 + z * (1.0 - sig)), mask=mask_d
-                )
+                g_z = g_out * y * sig * (1.0 + z * (1.0 - sig))
+                tl.store(g_z_ptr + col_d + t, g_z, mask=mask_d)
                 g_y = g_out * z * sig
             g_D += g_y * u
 
             lam = g_y[:, None] * Ct[None, :] + mu  # λ_t = dℒ/dh_t, all paths
             mu = a * lam  # what reaches h_{t-1} through Ā_t
-            # Ā_t receives λ_t h_{t-1}; η = λ_t Ā_t h_{t-1} = λ_t (h_t − B̄u_t) = ∂ℒ/∂(Δ_t A)
+            # Ā_t receives λ_t h_{t-1}, so ∂ℒ/∂(Δ_t A) is
+            # η = λ_t Ā_t h_{t-1} = λ_t (h_t − B̄u_t)
             eta = lam * (h - Bu)
             g_A += eta * dt[:, None]
             lam_B = tl.sum(lam * Bt[None, :], axis=1)  # Σ_j λ B
@@ -189,9 +285,13 @@ def scan_bwd_kernel(
             if SOFTPLUS:
                 g_dt = g_dt * tl.sigmoid(raw)
             tl.store(g_delta_ptr + col_d + t, g_dt, mask=mask_d)
-            tl.store(g_u_ptr + col_d + t, lam_B * dt + g_y * Dv, mask=mask_d)
-            tl.store(g_B_ptr + col_part + t, tl.sum(lam * (dt * u)[:, None], axis=0), mask=mask_n)
-            tl.store(g_C_ptr + col_part + t, tl.sum(h * g_y[:, None], axis=0), mask=mask_n)
+            g_u = lam_B * dt + g_y * Dv
+            tl.store(g_u_ptr + col_d + t, g_u, mask=mask_d)
+            # per channel block: the host sums the blocks
+            g_B = tl.sum(lam * (dt * u)[:, None], axis=0)
+            tl.store(g_B_ptr + col_part + t, g_B, mask=mask_n)
+            g_C = tl.sum(h * g_y[:, None], axis=0)
+            tl.store(g_C_ptr + col_part + t, g_C, mask=mask_n)
         tl.debug_barrier()
     tl.store(g_A_ptr + pid_b * d_inner * d_state + dn, g_A, mask=mask_dn)
     if HAS_D:
@@ -206,6 +306,50 @@ def tile_sizes(
     BLOCK_N = triton.next_power_of_2(d_state)
     BLOCK_D = block_d or min(16, triton.next_power_of_2(d_inner))
     return BLOCK_D, BLOCK_N, chunk or 64
+
+
+CHUNKED_TILE = 2048
+"""Numbers in one ``(BLOCK_D, BLOCK_N, CHUNK)`` tile of the chunk-parallel kernel, by default:
+16 per thread of a 4-warp program, for each of the few such tiles it holds at once. A guess
+that keeps the tiles in registers, not a tuned value."""
+
+
+def chunked_tile_sizes(
+    d_inner: int, d_state: int, block_d: int | None = None, chunk: int | None = None
+) -> tuple[int, int, int]:
+    """``BLOCK_D``, ``BLOCK_N``, ``CHUNK`` of :func:`scan_fwd_chunked_kernel`, unless given.
+
+    ``CHUNK`` (32 by default) is a tile size here, so a power of two; ``BLOCK_D`` fills a tile
+    of :data:`CHUNKED_TILE` numbers, ``BLOCK_D · BLOCK_N · CHUNK``, with at least one channel.
+    """
+    BLOCK_N = triton.next_power_of_2(d_state)
+    CHUNK = chunk or 32
+    fill = max(1, CHUNKED_TILE // (BLOCK_N * CHUNK))
+    return block_d or min(fill, triton.next_power_of_2(d_inner)), BLOCK_N, CHUNK
+
+
+def _check_tile_args(block_d: int | None, chunk: int | None, chunk_pow2: bool) -> None:
+    for name, value in (("block_d", block_d), ("chunk", chunk)):
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if block_d is not None and block_d & (block_d - 1):
+        raise ValueError(f"block_d must be a power of two (a Triton tile size), got {block_d}")
+    if chunk_pow2 and chunk is not None and chunk & (chunk - 1):
+        raise ValueError(
+            f"chunk must be a power of two (a Triton tile size in this kernel), got {chunk}"
+        )
+
+
+def _float32(t: Tensor | None) -> Tensor | None:
+    return None if t is None else t.to(torch.float32).contiguous()
+
+
+def _refuse_float64(u: Tensor, backend: str) -> None:
+    if u.dtype == torch.float64:
+        raise ValueError(
+            f"{backend} computes in float32 and has no float64 path; for float64 inputs "
+            "use backend='parallel' or 'ref' (backend='auto' does)"
+        )
 
 
 class _TritonScan(torch.autograd.Function):
@@ -297,24 +441,60 @@ def selective_scan_triton(
     which ``backend="auto"`` picks for them). ``block_d`` (channels per program, a power of two)
     and ``chunk`` (steps between saved states) override the defaults, for tests and tuning.
     """
-    if u.dtype == torch.float64:
-        raise ValueError(
-            "backend='triton' computes in float32 and has no float64 path; for float64 inputs "
-            "use backend='parallel' or 'ref' (backend='auto' does)"
-        )
-
-    for name, value in (("block_d", block_d), ("chunk", chunk)):
-        if value is not None and (not isinstance(value, int) or value < 1):
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if block_d is not None and block_d & (block_d - 1):
-        raise ValueError(f"block_d must be a power of two (a Triton tile size), got {block_d}")
-
-    def f32(t: Tensor | None) -> Tensor | None:
-        return None if t is None else t.to(torch.float32).contiguous()
-
+    _refuse_float64(u, "backend='triton'")
+    _check_tile_args(block_d, chunk, chunk_pow2=False)
+    f32 = _float32
     y, last = _TritonScan.apply(
         f32(u), f32(delta), f32(A), f32(B), f32(C), f32(D), f32(z), f32(delta_bias),
         delta_softplus, block_d, chunk,
     )  # fmt: skip
     y = y.to(u.dtype)
+    return (y, last) if return_last_state else y
+
+
+def selective_scan_triton_chunked(
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None = None,
+    z: Tensor | None = None,
+    delta_bias: Tensor | None = None,
+    delta_softplus: bool = False,
+    return_last_state: bool = False,
+    block_d: int | None = None,
+    chunk: int | None = None,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """The selective scan's forward with :func:`scan_fwd_chunked_kernel`, the chunk-parallel
+    kernel; shapes and results as :func:`selective_scan_triton`.
+
+    Forward only: it has no backward, so it refuses inputs that would need gradients (call it
+    under ``torch.no_grad()``, or use :func:`selective_scan_triton` to train). ``block_d`` and
+    ``chunk`` (steps scanned at once; both powers of two) override
+    :func:`chunked_tile_sizes`.
+    """
+    _refuse_float64(u, "the chunk-parallel Triton kernel")
+    _check_tile_args(block_d, chunk, chunk_pow2=True)
+    given = (u, delta, A, B, C, D, z, delta_bias)
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in given):
+        raise ValueError(
+            "the chunk-parallel Triton kernel is forward only and an input requires grad: "
+            "call it under torch.no_grad(), or use selective_scan_triton to train"
+        )
+    b, d_inner, L = u.shape
+    N = A.shape[1]
+    BLOCK_D, BLOCK_N, CHUNK = chunked_tile_sizes(d_inner, N, block_d, chunk)
+    u32, delta, A, B, C, D, z, delta_bias = map(_float32, given)
+    out = torch.empty_like(u32)
+    last = u32.new_empty(b, d_inner, N)
+    scan_fwd_chunked_kernel[(b, triton.cdiv(d_inner, BLOCK_D))](
+        u32, delta, A, B, C,
+        D if D is not None else u32, z if z is not None else u32,
+        delta_bias if delta_bias is not None else u32,
+        out, last, L, d_inner, N,
+        HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
+        SOFTPLUS=delta_softplus, BLOCK_D=BLOCK_D, BLOCK_N=BLOCK_N, CHUNK=CHUNK,
+    )  # fmt: skip
+    y = out.to(u.dtype)
     return (y, last) if return_last_state else y
