@@ -34,7 +34,9 @@ all, with shapes and the chapter that introduces each.
 
 from . import (
     _backend,  # noqa: F401  (first: sets TRITON_INTERPRET before triton is imported)
+    data,
     exercises,
+    train,
 )
 from .accounting import (
     PAPER_TABLE1,
@@ -75,6 +77,7 @@ __all__ = [
     "__version__",
     "attention_params",
     "count_params",
+    "data",
     "exercises",
     "from_pretrained",
     "kv_cache_bytes",
@@ -86,4 +89,5 @@ __all__ = [
     "param_breakdown",
     "scan_bytes",
     "selective_scan",
+    "train",
 ]
