@@ -23,6 +23,7 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -156,6 +157,7 @@ def train(
     resume: bool = False,
     seed: int = 0,
     progress: bool | None = None,
+    callback: Callable[[int, History], None] | None = None,
 ) -> History:
     """Train ``model`` in place on ``data`` = ``(input_ids, labels)``, each ``(N, L)``.
 
@@ -167,6 +169,8 @@ def train(
     is evaluated on ``eval_data``; every ``checkpoint_every`` steps (and after the last) a
     checkpoint goes to ``checkpoint_dir``, and ``resume=True`` continues from the newest one
     there. ``progress`` shows a tqdm bar (default: on, unless the environment sets ``CI``).
+    ``callback(step, history)``, if given, runs after every step (``step`` counts from 1), for
+    measurements of one's own.
 
     Under torchrun, ``batch_size`` is the global batch, split evenly across processes.
     """
@@ -251,6 +255,8 @@ def train(
                 _save(Path(checkpoint_dir), model, opt, step + 1, history)
             if world > 1:
                 dist.barrier()
+        if callback is not None:
+            callback(step + 1, history)
     history.seconds = time.perf_counter() - t0
     return history
 
