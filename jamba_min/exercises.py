@@ -22,6 +22,7 @@ from .ops import selective_scan
 
 __all__ = [
     "check_active_params",
+    "check_align_labels",
     "check_causal_attention",
     "check_causal_conv1d",
     "check_chunked_scan",
@@ -32,12 +33,14 @@ __all__ = [
     "check_kv_cache_bytes",
     "check_linear_recurrence",
     "check_load_balancing_loss",
+    "check_lr_schedule",
     "check_mamba_mixer_params",
     "check_repeat_kv",
     "check_route",
     "check_selective_scan",
     "check_ssm_kernel",
     "check_ssm_step",
+    "check_token_loss",
 ]
 
 
@@ -379,3 +382,118 @@ def check_load_balancing_loss(fn: Callable[[list, int, int], torch.Tensor]) -> N
         want = load_balancing_loss(logits, n, k)
         cases.append((f"{layers} layers, tokens={tokens}, n={n}, K={k}", fn(logits, n, k), want))
     _compare_tensors("check_load_balancing_loss", cases, tol=1e-5)
+
+
+# --------------------------------------------------------------------------- chapter 9
+def check_lr_schedule(fn: Callable[[int, float, int, float], Any]) -> None:
+    """Grade ``fn(steps, lr, warmup, min_lr) -> lrs``: the learning rate of every step at once.
+
+    ``lrs``: ``steps`` numbers (a list or a ``(steps,)`` tensor), entry ``s`` equal to
+    :func:`jamba_min.train.lr_at` ``(s, steps, lr, warmup, min_lr)``: a linear warm-up from
+    ``lr / warmup`` to ``lr``, then a cosine down to ``min_lr`` at the last step (chapter 9).
+    """
+    from .train import lr_at
+
+    cases = []
+    settings = [
+        (100, 1e-3, 10, 1e-4),
+        (1, 3e-3, 1, 3e-4),
+        (10, 1.0, 0, 0.0),  # no warm-up
+        (5, 0.1, 5, 0.01),  # all warm-up
+        (7, 0.5, 12, 0.05),  # a warm-up longer than the run
+        (50, 2e-2, 1, 2e-2),  # min_lr = lr: constant after the warm-up
+        (2, 1e-2, 1, 1e-3),
+    ]
+    for steps, lr, warmup, min_lr in settings:
+        want = torch.tensor([lr_at(s, steps, lr, warmup, min_lr) for s in range(steps)])
+        got = fn(steps, lr, warmup, min_lr)
+        try:
+            got = torch.as_tensor(got, dtype=torch.float64).reshape(-1)
+        except (TypeError, ValueError, RuntimeError):
+            raise AssertionError(
+                f"check_lr_schedule: for steps={steps}, expected {steps} numbers, got "
+                f"{type(got).__name__}"
+            ) from None
+        label = f"steps={steps}, lr={lr}, warmup={warmup}, min_lr={min_lr}"
+        # relative to lr, so that float32 arithmetic passes and small rates still count
+        cases.append((label, got / lr, want.double() / lr))
+    _compare_tensors("check_lr_schedule", cases, tol=1e-6)
+
+
+def check_token_loss(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> None:
+    """Grade ``fn(logits, labels) -> (loss_sum, count)``: the masked next-token loss (chapter 9).
+
+    logits: ``(b, L, V)``; labels: ``(b, L)``, aligned with the positions, -100 where nothing is
+    scored. ``loss_sum`` is the summed cross-entropy over the scored positions and ``count``
+    their number, as :func:`jamba_min.train.token_loss` returns them. Cases include every
+    position unscored, float64 logits, and logits too large for a naive ``exp``.
+    """
+    cases = []
+    settings = [  # (b, L, V, share of positions scored, logit scale, dtype)
+        (1, 1, 2, 1.0, 1.0, torch.float32),
+        (2, 5, 7, 0.5, 1.0, torch.float32),
+        (3, 16, 256, 0.3, 3.0, torch.float32),
+        (2, 4, 5, 0.0, 1.0, torch.float32),
+        (2, 9, 11, 0.7, 1.0, torch.float64),
+        (1, 6, 8, 1.0, 1e4, torch.float32),
+    ]
+    for seed, (b, L, V, share, scale, dtype) in enumerate(settings):
+        g = _gen(seed)
+        logits = (torch.randn(b, L, V, generator=g, dtype=torch.float64) * scale).to(dtype)
+        labels = torch.randint(0, V, (b, L), generator=g)
+        labels[torch.rand(b, L, generator=g) >= share] = -100
+        scored = labels != -100
+        logp = torch.log_softmax(logits.double(), dim=-1)
+        picked = logp.gather(-1, labels.clamp(min=0)[..., None])[..., 0]
+        want = (-(picked * scored).sum(), scored.sum().double())
+        got = fn(logits.clone(), labels.clone())
+        if isinstance(got, (tuple, list)) and len(got) == 2:
+            got = tuple(torch.as_tensor(v).double() for v in got)
+        label = f"(b, L, V) = {(b, L, V)}, {int(scored.sum())} scored, {dtype}, scale {scale:g}"
+        cases.append((label, got, want))
+    _compare_tensors("check_token_loss", cases, tol=1e-5)
+
+
+def check_align_labels(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+    """Grade ``fn(ids, targets) -> labels``: next-token labels aligned with the positions.
+
+    ids: ``(b, L)`` int64; targets: ``(b, L)`` bool, True where token ``ids[:, t]`` is to be
+    predicted (from the tokens before it). labels: ``(b, L)`` int64 with ``labels[:, t] =
+    ids[:, t + 1]`` where ``targets[:, t + 1]`` and -100 elsewhere, the last position always -100
+    (chapter 9). Checked against :func:`jamba_min.data.text_windows` and
+    :func:`jamba_min.data.mqar`, among others.
+    """
+    from .data import mqar, text_windows
+
+    cases = []
+
+    def add(label: str, ids: torch.Tensor, targets: torch.Tensor, want: torch.Tensor) -> None:
+        got = fn(ids.clone(), targets.clone())
+        if isinstance(got, torch.Tensor) and got.dtype.is_floating_point:
+            raise AssertionError(f"check_align_labels: for {label}, labels must be integers")
+        cases.append((label, got, want))
+
+    # text: every byte but the first is a target; the window minus its last byte is the input
+    text = "Once upon a time, there was a fox named Ada. Ada lived near the river.\n" * 3
+    x, y = text_windows(text, 4, 24, seed=1)
+    window = torch.cat([x, y[:, -1:]], dim=1)
+    want = torch.cat([y, torch.full((4, 1), -100)], dim=1)
+    add(
+        "text windows, every byte a target", window, torch.ones_like(window, dtype=torch.bool), want
+    )
+    # MQAR: the targets are the values right after the queried keys
+    x, y = mqar(3, 32, 4, 64, seed=2)
+    targets = torch.zeros_like(x, dtype=torch.bool)
+    targets[:, 1:] = y[:, :-1] != -100
+    add("MQAR, the values after the queries", x, targets, y)
+    g = _gen(3)
+    for b, L in [(1, 1), (2, 2), (3, 17)]:
+        ids = torch.randint(0, 50, (b, L), generator=g)
+        targets = torch.rand(b, L, generator=g) < 0.5
+        want = torch.full((b, L), -100)
+        want[:, :-1] = torch.where(targets[:, 1:], ids[:, 1:], -100)
+        add(f"random ids and targets, (b, L) = {(b, L)}", ids, targets, want)
+    no_targets = torch.zeros(2, 5, dtype=torch.bool)
+    ids = torch.arange(10).view(2, 5)
+    add("no targets at all", ids, no_targets, torch.full((2, 5), -100))
+    _compare_tensors("check_align_labels", cases, tol=0)

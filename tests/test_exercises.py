@@ -45,6 +45,21 @@ def lb_loss(logits, n, k):
     return load_balancing_loss(logits, n, k)
 
 
+def lr_schedule(steps, lr, warmup, min_lr):
+    return [jm.train.lr_at(s, steps, lr, warmup, min_lr) for s in range(steps)]
+
+
+def token_loss_mean(logits, labels):  # the mean where the sum is asked for
+    loss, count = jm.train.token_loss(logits, labels)
+    return loss / count.clamp(min=1), count
+
+
+def align_labels(ids, targets):
+    labels = torch.full_like(ids, -100)
+    labels[:, :-1] = torch.where(targets[:, 1:], ids[:, 1:], -100)
+    return labels
+
+
 RIGHT_AND_WRONG = {
     "check_repeat_kv": (
         lambda kv, g: kv.repeat_interleave(g, dim=1),
@@ -92,6 +107,12 @@ RIGHT_AND_WRONG = {
     "check_linear_recurrence": (
         lambda a, x: scan_loop(a.t(), x.t(), 1).t(),
         lambda a, x: torch.cumsum(x, -1),
+    ),
+    "check_lr_schedule": (lr_schedule, lambda n, lr, w, m: lr_schedule(n, lr, w + 1, m)),
+    "check_token_loss": (jm.train.token_loss, token_loss_mean),
+    "check_align_labels": (
+        align_labels,
+        lambda ids, targets: align_labels(ids, targets.roll(1, 1)),
     ),
 }
 
