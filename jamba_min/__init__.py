@@ -36,7 +36,6 @@ from . import (
     _backend,  # noqa: F401  (first: sets TRITON_INTERPRET before triton is imported)
     data,
     exercises,
-    train,
 )
 from .accounting import (
     PAPER_TABLE1,
@@ -91,3 +90,13 @@ __all__ = [
     "selective_scan",
     "train",
 ]
+
+
+def __getattr__(name: str):
+    # jm.train on first use: imported eagerly, ``python -m jamba_min.train`` would find the
+    # module already loaded and warn that it runs it a second time
+    if name in ("train", "ablation"):
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,9 +4,11 @@
 the routers' load-balancing loss, evaluates now and then, and writes checkpoints it can resume
 from. Started under ``torchrun --nproc_per_node=N`` (``WORLD_SIZE`` > 1 in the environment) the
 same call trains data-parallel with ``DistributedDataParallel`` (gloo on CPUs, NCCL on GPUs):
-every process draws the same global batch and takes its own slice of it, so N processes take
-exactly the steps one process would take on the whole batch. ``python -m jamba_min.train`` is a
-command line around it.
+every process draws the same global batch and takes its own slice of it, and the loss is
+normalised by the global batch's count of scored positions, so N processes take the steps one
+process would take on the whole batch. (The routers' auxiliary loss is the exception: each
+process computes it on its own slice, as data-parallel MoE training does.)
+``python -m jamba_min.train`` is a command line around it.
 
 A checkpoint is a folder ``step-NNNNNN`` holding ``save_pretrained``'s files plus
 ``trainer_state.safetensors`` (AdamW's moments and the random state) and ``trainer_state.json``
@@ -64,6 +66,13 @@ def lr_at(step: int, steps: int, lr: float, warmup: int, min_lr: float) -> float
         return lr * (step + 1) / warmup
     progress = (step - warmup) / max(1, steps - 1 - warmup)
     return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def decays(name: str, param: Tensor) -> bool:
+    """Whether AdamW's weight decay applies to a parameter: to matrices (embeddings,
+    projections, experts, the convolution), whose scale is free; not to vectors (norm gains,
+    biases, ``D``) nor to ``A_log``, which sets each state's time scale, as in mamba_ssm."""
+    return param.dim() >= 2 and not name.endswith("A_log")
 
 
 def token_loss(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
@@ -194,8 +203,8 @@ def train(
         model.to(device)
     device = next(model.parameters()).device
 
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]  # gains, biases, D
+    decay = [p for n, p in model.named_parameters() if decays(n, p)]
+    no_decay = [p for n, p in model.named_parameters() if not decays(n, p)]
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0}],
         lr=lr,
@@ -212,7 +221,13 @@ def train(
     from tqdm.auto import tqdm
 
     show = (not os.environ.get("CI")) if progress is None else progress
-    bar = tqdm(range(start, steps), initial=start, total=steps, disable=not show or rank > 0)
+    bar = tqdm(
+        range(start, steps),
+        initial=start,
+        total=steps,
+        disable=not show or rank > 0,
+        mininterval=1.0,  # a stored notebook keeps every redraw
+    )
     t0 = time.perf_counter() - history.seconds
     for step in bar:
         pick = torch.randint(0, len(x), (batch_size,), generator=_step_generator(seed, step))
@@ -384,6 +399,7 @@ def main(argv: list[str] | None = None) -> History:
     p.add_argument("--out", help="checkpoint folder (written every --checkpoint-every steps)")
     p.add_argument("--checkpoint-every", type=int)
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     overrides = {}
     for item in args.set:
@@ -404,7 +420,7 @@ def main(argv: list[str] | None = None) -> History:
     history = train(
         model, data, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
         eval_data=held_out, checkpoint_dir=args.out, checkpoint_every=args.checkpoint_every,
-        resume=args.resume, seed=args.seed,
+        resume=args.resume, seed=args.seed, progress=False if args.quiet else None,
     )  # fmt: skip
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps({
