@@ -192,6 +192,13 @@ def train(
             raise ValueError(f"{name} must be a positive number, got {value!r}")
     warmup = max(1, steps // 10) if warmup is None else warmup
     min_lr = lr / 10 if min_lr is None else min_lr
+    if not is_int(warmup) or warmup < 0:
+        raise ValueError(f"warmup must be an int >= 0 (steps), got {warmup!r}")
+    if not is_real(min_lr) or not 0 <= min_lr <= lr:
+        raise ValueError(f"min_lr must be a number in [0, lr = {lr}], got {min_lr!r}")
+    for name, value in (("eval_every", eval_every), ("checkpoint_every", checkpoint_every)):
+        if value is not None and (not is_int(value) or value < 1):
+            raise ValueError(f"{name} must be an int >= 1 or None, got {value!r}")
     if eval_every is not None and eval_data is None:
         raise ValueError("eval_every needs eval_data")
     if (checkpoint_every is not None or resume) and checkpoint_dir is None:

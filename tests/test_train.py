@@ -129,6 +129,9 @@ def test_bad_data_is_named(change, match):
         ({"lr": -1}, "lr must be a positive number"),
         ({"eval_every": 2}, "eval_every needs eval_data"),
         ({"resume": True}, "need checkpoint_dir"),
+        ({"warmup": -1}, "warmup must be an int >= 0"),
+        ({"min_lr": 1.0}, r"min_lr must be a number in \[0, lr"),
+        ({"checkpoint_every": 0, "checkpoint_dir": "x"}, "checkpoint_every must be an int >= 1"),
     ],
 )
 def test_bad_arguments_are_named(kw, match):
