@@ -329,12 +329,9 @@ def _load(root: Path, model: nn.Module, opt: torch.optim.Optimizer) -> tuple[int
     name = (root / LATEST).read_text().strip()
     folder = files.file_in(root, f"{name}/{files.CONFIG}", "resume").parent
     saved = type(model).from_pretrained(folder)
-    if saved.config.architecture() != model.config.architecture():
-        diff = {
-            k: (v, model.config.architecture()[k])
-            for k, v in saved.config.architecture().items()
-            if model.config.architecture()[k] != v
-        }
+    theirs, ours = saved.config.architecture(), model.config.architecture()
+    if theirs != ours:
+        diff = {k: (v, ours[k]) for k, v in theirs.items() if ours[k] != v}
         raise ValueError(
             f"resume: the checkpoint in {folder} is of another config (checkpoint vs model: {diff})"
         )
