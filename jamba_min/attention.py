@@ -9,6 +9,10 @@ RoPE: the Mamba layers before them already mix tokens in order, so the attention
 position-dependent inputs (the paper found RoPE changed little). Each group of ``H / G`` query
 heads shares one key-value head, which divides the KV cache by ``H / G``.
 
+A left-padded batch passes ``attention_mask`` ``(b, L)``, True at real tokens: no query attends
+to a padding key, and a :class:`KVCache` remembers each row's padding so that decoding keeps
+hiding those keys.
+
 Module names and shapes are those of transformers' ``JambaAttention`` (``q_proj``, ``k_proj``,
 ``v_proj``, ``o_proj``, no biases, scaling ``d_h^-½``).
 """
@@ -21,7 +25,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from .config import JambaConfig, check_hidden_states
-from .ops.attention import sdpa_attention
+from .ops.attention import sdpa_attention, visible_keys
 
 __all__ = ["JambaAttention", "KVCache", "causal_attention"]
 
@@ -32,11 +36,12 @@ class KVCache:
     Storage grows by doubling, so appending a token costs O(1) amortised, not a copy of the
     whole cache; :meth:`reserve` sets room for a known number of tokens up front (generation
     knows it), so that no copy happens at all. ``keys`` and ``values`` are views of the filled
-    part.
+    part. ``pad`` ``(b,)``: how many padding positions each row begins with (left padding), or
+    None without padding; every token appended later is real.
     """
 
-    def __init__(self, k: Tensor, v: Tensor):
-        self._k, self._v, self.length = k, v, k.shape[2]
+    def __init__(self, k: Tensor, v: Tensor, pad: Tensor | None = None):
+        self._k, self._v, self.length, self.pad = k, v, k.shape[2], pad
 
     @property
     def capacity(self) -> int:
@@ -71,22 +76,41 @@ class KVCache:
         self._v[:, :, self.length : need] = v
         self.length = need
 
+    def key_mask(self) -> Tensor | None:
+        """``(b, T)``: True at the keys of real tokens; None without padding."""
+        if self.pad is None:
+            return None
+        return torch.arange(self.length, device=self.pad.device) >= self.pad[:, None]
+
     def nbytes(self) -> int:
         """Bytes of the keys and values held (the filled part)."""
         return self.keys.nbytes + self.values.nbytes
 
+    def allocated_nbytes(self) -> int:
+        """Bytes of the storage allocated for keys and values (``capacity`` tokens, ≥ the
+        filled part that :meth:`nbytes` counts)."""
+        return self._k.nbytes + self._v.nbytes
 
-def causal_attention(q: Tensor, k: Tensor, v: Tensor, scale: float, dropout: float = 0.0) -> Tensor:
+
+def causal_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    scale: float,
+    dropout: float = 0.0,
+    key_mask: Tensor | None = None,
+) -> Tensor:
     """The reference: softmax(q kᵀ · scale + causal mask) v, written out.
 
     q: ``(b, H, L, d_h)``; k, v: ``(b, H, T, d_h)`` with T ≥ L; the L queries are the last L of
-    the T positions, so query i may attend to keys 0 … T − L + i. The softmax runs in float32 at
-    least (float64 stays float64). Returns ``(b, H, L, d_h)``.
+    the T positions, so query i may attend to keys 0 … T − L + i; with ``key_mask`` ``(b, T)``
+    (True at real tokens) never to a padding key (see :func:`visible_keys`). The softmax runs
+    in float32 at least (float64 stays float64). Returns ``(b, H, L, d_h)``.
     """
     L, T = q.shape[2], k.shape[2]
     scores = (q @ k.transpose(2, 3)) * scale  # (b, H, L, T)
-    future = torch.ones(L, T, dtype=torch.bool, device=q.device).triu(T - L + 1)
-    scores = scores.masked_fill(future, float("-inf"))
+    hidden = ~visible_keys(L, T, key_mask, q.device)  # the future, and padding keys
+    scores = scores.masked_fill(hidden, float("-inf"))
     weights = torch.softmax(scores, dim=-1, dtype=torch.promote_types(q.dtype, torch.float32))
     return F.dropout(weights.to(q.dtype), p=dropout) @ v
 
@@ -95,7 +119,7 @@ class JambaAttention(nn.Module):
     """Jamba's attention layer; mirrors transformers' ``JambaAttention`` (eager and sdpa paths).
 
     ``impl="sdpa"`` uses ``F.scaled_dot_product_attention``; ``impl="eager"`` the written-out
-    :func:`causal_attention`. Padding masks are not supported.
+    :func:`causal_attention`.
     """
 
     def __init__(self, config: JambaConfig, layer_idx: int | None = None, impl: str = "sdpa"):
@@ -114,30 +138,53 @@ class JambaAttention(nn.Module):
             nn.init.normal_(linear.weight, std=config.initializer_range)
 
     def forward(
-        self, hidden_states: Tensor, cache: KVCache | None = None, return_cache: bool = False
+        self,
+        hidden_states: Tensor,
+        cache: KVCache | None = None,
+        return_cache: bool = False,
+        attention_mask: Tensor | None = None,
     ) -> Tensor | tuple[Tensor, KVCache]:
         """Attend ``(b, L, d)`` → ``(b, L, d)``, causally.
 
         Without ``cache`` the L tokens attend among themselves; ``return_cache=True`` also
         returns a :class:`KVCache` of them (a prefill). With ``cache`` the new tokens attend to
         the cached ones and to each other, and are appended to it in place (decoding).
+
+        ``attention_mask`` ``(b, L)`` bool, True at real tokens, left padding only (the model
+        checks it), without a cache: padding keys are hidden, and a returned cache remembers
+        each row's padding. With a cache the padding is the cache's own.
         """
         x = hidden_states
         check_hidden_states(x, self.config.hidden_size, "JambaAttention")
+        key_mask = None
+        if attention_mask is not None:
+            if cache is not None:
+                raise ValueError(
+                    "JambaAttention: attention_mask is given at the prefill only; with a cache "
+                    "the padding is the one the cache remembers"
+                )
+            if attention_mask.dtype != torch.bool or attention_mask.shape != x.shape[:2]:
+                got = f"{tuple(attention_mask.shape)} {attention_mask.dtype}"
+                raise ValueError(
+                    f"JambaAttention: attention_mask must be a bool tensor of shape (batch, L) = "
+                    f"{tuple(x.shape[:2])}, got {got}"
+                )
+            key_mask = attention_mask
         q = rearrange(self.q_proj(x), "b L (H d_h) -> b H L d_h", H=self.num_heads)
         k = rearrange(self.k_proj(x), "b L (G d_h) -> b G L d_h", G=self.num_kv_heads)
         v = rearrange(self.v_proj(x), "b L (G d_h) -> b G L d_h", G=self.num_kv_heads)
         if cache is not None:
             cache.append(k, v)
-            k, v = cache.keys, cache.values
+            k, v, key_mask = cache.keys, cache.values, cache.key_mask()
         elif return_cache:
-            cache = KVCache(k.contiguous(), v.contiguous())
+            pad = None if key_mask is None else (~key_mask).sum(1)  # (b,) positions of padding
+            cache = KVCache(k.contiguous(), v.contiguous(), pad)
         p = self.config.attention_dropout if self.training else 0.0  # on the attention weights
         if self.impl == "eager":  # each key-value head serves H / G query heads: copy it
             groups = self.num_heads // self.num_kv_heads
             k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
-            out = causal_attention(q, k, v, self.scale, dropout=p)
+            out = causal_attention(q, k, v, self.scale, dropout=p, key_mask=key_mask)
         else:  # the same in PyTorch's fused kernel, without copying key-value heads
-            out = sdpa_attention(q, k, v, self.scale, dropout=p)
+            out = sdpa_attention(q, k, v, self.scale, dropout=p, key_mask=key_mask)
         out = self.o_proj(rearrange(out, "b H L d_h -> b L (H d_h)"))
         return (out, cache) if return_cache else out

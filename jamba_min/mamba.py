@@ -14,6 +14,10 @@ Parameter names and shapes are those of transformers' ``JambaMambaMixer`` (``in_
 ``conv1d``, ``x_proj``, ``dt_proj``, ``A_log``, ``D``, ``out_proj``, ``dt_layernorm``,
 ``b_layernorm``, ``c_layernorm``), so checkpoints map one to one.
 
+A left-padded batch passes ``attention_mask`` ``(b, L)``, True at real tokens: the layer zeroes
+the convolution's input and output at the padding, so that the conv window and the SSM state
+``h`` reach each row's first real token exactly as they start a sequence (zeros).
+
 Decoding keeps a :class:`MambaState` per layer: the last ``d_conv`` inputs of the convolution and
 the SSM state ``h``. :meth:`JambaMambaMixer.step` advances it by one token in O(1), whatever the
 length of the context.
@@ -66,7 +70,7 @@ class JambaMambaMixer(nn.Module):
     Differs in initialisation only: Δ's bias is set so that softplus(bias) starts log-uniform in
     [0.001, 0.1] and ``dt_proj.weight`` uniform in ±R^-½, as in Mamba (transformers leaves the
     bias at 0, so every Δ starts at softplus(0) ≈ 0.69). ``scan_backend`` picks the
-    :func:`~jamba_min.selective_scan` backend. Padding masks are not supported.
+    :func:`~jamba_min.selective_scan` backend.
     """
 
     def __init__(
@@ -125,18 +129,36 @@ class JambaMambaMixer(nn.Module):
 
     # ------------------------------------------------------------------ full sequence / prefill
     def forward(
-        self, hidden_states: Tensor, return_state: bool = False
+        self,
+        hidden_states: Tensor,
+        return_state: bool = False,
+        attention_mask: Tensor | None = None,
     ) -> Tensor | tuple[Tensor, MambaState]:
         """The layer over a whole sequence: ``(b, L, d)`` → ``(b, L, d)``.
 
         With ``return_state=True`` also returns the :class:`MambaState` after the last token (a
-        prefill), from which :meth:`step` continues.
+        prefill), from which :meth:`step` continues. ``attention_mask`` ``(b, L)`` bool, True at
+        real tokens, left padding only (the model checks it): the padding leaves no trace in the
+        state or in the real tokens' outputs; its own outputs are meaningless.
         """
-        check_hidden_states(hidden_states, self.config.hidden_size, "JambaMambaMixer")
-        u, z = self.in_proj(hidden_states).chunk(2, dim=-1)  # (b, L, d_inner) each
+        x = hidden_states
+        check_hidden_states(x, self.config.hidden_size, "JambaMambaMixer")
+        if attention_mask is not None and (
+            attention_mask.dtype != torch.bool or attention_mask.shape != x.shape[:2]
+        ):
+            raise ValueError(
+                f"JambaMambaMixer: attention_mask must be a bool tensor of shape (batch, L) = "
+                f"{tuple(x.shape[:2])}, got {tuple(attention_mask.shape)} {attention_mask.dtype}"
+            )
+        real = None if attention_mask is None else attention_mask[..., None]  # (b, L, 1)
+        u, z = self.in_proj(x).chunk(2, dim=-1)  # (b, L, d_inner) each
+        if real is not None:  # the conv sees zeros at the padding, as before a sequence's start
+            u = torch.where(real, u, 0)
         conv_in = u
         # causal: output t sees inputs t - d_conv + 1 … t
         u = self.act(causal_conv1d(u, self.conv1d.weight[:, 0], self.conv1d.bias))
+        if real is not None:  # its output there is act(bias) ≠ 0: zero it, so that Δ B u = 0
+            u = torch.where(real, u, 0)  # (and B = 0) and h stays 0 until the first real token
         dt, B, C = self._ssm_params(u)  # (b, L, d_inner), (b, L, N), (b, L, N)
         A = -torch.exp(to_compute(self.A_log))  # (d_inner, N), negative: every state decays
         # the scan's layout is channel-first, as in mamba_ssm: views, no copies
@@ -147,7 +169,7 @@ class JambaMambaMixer(nn.Module):
             return_last_state=return_state, backend=self.scan_backend,
         )  # fmt: skip
         y, h = y if return_state else (y, None)
-        out = self.out_proj(rearrange(y, "b d_inner L -> b L d_inner").to(hidden_states.dtype))
+        out = self.out_proj(rearrange(y, "b d_inner L -> b L d_inner").to(x.dtype))
         if not return_state:
             return out
         tail = rearrange(conv_in[:, -self.d_conv :], "b L d_inner -> b d_inner L")

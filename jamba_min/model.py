@@ -7,6 +7,11 @@ State-dict keys are transformers' (``model.embed_tokens``, ``model.layers.{i}.ma
 ``.self_attn.*``, ``.feed_forward.*``, ``.input_layernorm``, ``.pre_ff_layernorm``,
 ``model.final_layernorm``, ``lm_head``), so ``load_state_dict`` takes a transformers ≥ 5 state
 dict as it is. No positional encoding anywhere.
+
+Padding: a batch of prompts of different lengths is padded on the left, and ``attention_mask``
+``(b, L)`` (1 at real tokens, 0 at padding) keeps the padding out of every layer: attention
+never attends to it, and Mamba layers reach each row's first real token with the state a
+sequence starts with. Each row's real tokens then give the logits they give alone.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from torch import Tensor, nn
 from . import checkpoint
 from .attention import JambaAttention, KVCache
 from .config import JambaConfig
-from .generation import generate
+from .generation import check_attention_mask, generate
 from .mamba import JambaMambaMixer, MambaState
 from .moe import JambaMLP, JambaSparseMoeBlock, load_balancing_loss
 from .norm import RMSNorm
@@ -72,19 +77,23 @@ class CausalLMOutput:
     """logits ``(b, L, vocab)``; router_logits: one ``(b·L, n)`` per MoE layer; cache: the
     decoding state, when asked for; aux_loss: the routers' load-balancing loss times
     ``router_aux_loss_coef`` (None without MoE layers), computed when first read, so that
-    decoding, which never reads it, does not pay for it."""
+    decoding, which never reads it, does not pay for it. With padding, the loss counts the real
+    tokens only, as transformers does."""
 
     logits: Tensor
     router_logits: list[Tensor]
     cache: HybridCache | None = None
     config: JambaConfig | None = field(default=None, repr=False)
+    attention_mask: Tensor | None = field(default=None, repr=False)  # bool (b, L), or None
 
     @cached_property
     def aux_loss(self) -> Tensor | None:
         if not self.router_logits:
             return None
-        cfg = self.config
-        loss = load_balancing_loss(self.router_logits, cfg.num_experts, cfg.num_experts_per_tok)
+        cfg, router_logits = self.config, self.router_logits
+        if self.attention_mask is not None:  # the rows (b·L) of real tokens
+            router_logits = [r[self.attention_mask.reshape(-1)] for r in router_logits]
+        loss = load_balancing_loss(router_logits, cfg.num_experts, cfg.num_experts_per_tok)
         return cfg.router_aux_loss_coef * loss
 
 
@@ -107,25 +116,30 @@ class JambaDecoderLayer(nn.Module):
         self.pre_ff_layernorm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
 
     def forward(
-        self, x: Tensor, state: LayerState | None = None, return_state: bool = False
+        self,
+        x: Tensor,
+        state: LayerState | None = None,
+        return_state: bool = False,
+        attention_mask: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None, LayerState | None]:
         """Returns the new hidden states, the router logits of a MoE layer, and the layer's state.
 
-        Without ``state``: the whole sequence (a prefill when ``return_state``). With ``state``:
-        one token ``(b, 1, d)`` (Mamba layers step in O(1); attention appends to its cache).
+        Without ``state``: the whole sequence (a prefill when ``return_state``), with its
+        padding mask, bool ``(b, L)`` or None. With ``state``: one token ``(b, 1, d)`` (Mamba
+        layers step in O(1); attention appends to its cache, which remembers the padding).
         """
         h = self.input_layernorm(x)
         if self.is_attention:
             if state is not None:
                 h = self.self_attn(h, cache=state)
             else:
-                h = self.self_attn(h, return_cache=return_state)
+                h = self.self_attn(h, return_cache=return_state, attention_mask=attention_mask)
                 h, state = h if return_state else (h, None)
         elif state is not None:
             h, state = self.mamba.step(h[:, 0], state)
             h = h[:, None]
         else:
-            h = self.mamba(h, return_state=return_state)
+            h = self.mamba(h, return_state=return_state, attention_mask=attention_mask)
             h, state = h if return_state else (h, None)
         x = x + h
         h = self.pre_ff_layernorm(x)
@@ -150,14 +164,22 @@ class JambaModel(nn.Module):
         self.final_layernorm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
 
     def forward(
-        self, input_ids: Tensor, cache: HybridCache | None = None, return_cache: bool = False
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        cache: HybridCache | None = None,
+        return_cache: bool = False,
     ) -> tuple[Tensor, list[Tensor], HybridCache | None]:
-        """Hidden states ``(b, L, d)``, router logits, and the cache (given one, or a new one)."""
+        """Hidden states ``(b, L, d)``, router logits, and the cache (given one, or a new one).
+
+        ``attention_mask``: bool ``(b, L)``, True at real tokens, left padding, as
+        :func:`check_attention_mask` returns it; None without padding.
+        """
         x = self.embed_tokens(input_ids)
         router_logits, states = [], []
         for i, layer in enumerate(self.layers):
             state = cache.layers[i] if cache is not None else None
-            x, logits, state = layer(x, state, return_state=return_cache)
+            x, logits, state = layer(x, state, return_cache, attention_mask)
             states.append(state)
             if logits is not None:
                 router_logits.append(logits)
@@ -190,17 +212,34 @@ class JambaForCausalLM(nn.Module):
             self.lm_head.weight = self.model.embed_tokens.weight
 
     def forward(
-        self, input_ids: Tensor, cache: HybridCache | None = None, return_cache: bool = False
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        cache: HybridCache | None = None,
+        return_cache: bool = False,
     ) -> CausalLMOutput:
         """``input_ids`` ``(b, L)`` of token ids in ``[0, vocab_size)``, any integer dtype, with
         ``b ≥ 1`` and ``L ≥ 1``.
 
+        ``attention_mask`` ``(b, L)``: 1 at real tokens, 0 at padding, on the left only (bool,
+        integer or floating dtype holding 0 and 1; see :func:`check_attention_mask`). Each
+        row's real tokens get the logits they would get alone; the padding's logits are
+        meaningless. None, or all ones: no padding, the same computation as without.
+
         ``return_cache=True`` returns the :class:`HybridCache` after the sequence (a prefill) in
-        ``out.cache``; passing ``cache`` advances it by one token (``L`` must be 1). A step that
-        raises leaves the cache as it was.
+        ``out.cache``, which remembers the padding; passing ``cache`` advances it by one token
+        (``L`` must be 1, and ``attention_mask`` None: the new token is real, and the padding
+        is the prefill's). A step that raises leaves the cache as it was.
         """
         input_ids = self._check_inputs(input_ids, cache)
-        return self._forward(input_ids, cache, return_cache)
+        if attention_mask is not None and cache is not None:
+            raise ValueError(
+                "attention_mask is given with the prompt only (the prefill, return_cache=True); "
+                "with a cache leave it out: the cache remembers the prompt's padding and every "
+                "new token is real"
+            )
+        attention_mask = check_attention_mask(attention_mask, input_ids)
+        return self._forward(input_ids, cache, return_cache, attention_mask=attention_mask)
 
     def _check_inputs(self, input_ids: Tensor, cache: HybridCache | None) -> Tensor:
         """The ids as int64 after checking them (integers of shape (batch, L) in
@@ -261,16 +300,24 @@ class JambaForCausalLM(nn.Module):
         self.config.validate()
 
     def _forward(
-        self, input_ids: Tensor, cache: HybridCache | None, return_cache: bool, last_only=False
+        self,
+        input_ids: Tensor,
+        cache: HybridCache | None,
+        return_cache: bool,
+        last_only: bool = False,
+        attention_mask: Tensor | None = None,
     ) -> CausalLMOutput:
         """:meth:`forward` without the checks (``generate`` feeds it tokens it made itself);
-        ``last_only``: logits of the last position only (all that a prefill needs)."""
+        ``last_only``: logits of the last position only (all that a prefill needs);
+        ``attention_mask`` as :func:`check_attention_mask` returns it."""
         with cache.atomic() if cache is not None else contextlib.nullcontext():
-            hidden, router_logits, cache = self.model(input_ids, cache, return_cache)
+            hidden, router_logits, cache = self.model(
+                input_ids, attention_mask, cache, return_cache
+            )
             if last_only:
                 hidden = hidden[:, -1:]
             logits = self.lm_head(hidden)
-        return CausalLMOutput(logits, router_logits, cache, self.config)
+        return CausalLMOutput(logits, router_logits, cache, self.config, attention_mask)
 
     @classmethod
     def from_pretrained(
@@ -303,10 +350,14 @@ class JambaForCausalLM(nn.Module):
         top_p: float | None = None,
         eos_token_id: int | list[int] | None = None,
         generator: torch.Generator | None = None,
+        attention_mask: Tensor | None = None,
     ) -> Tensor:
         """Prefill the prompt ``(b, L)``, then one token per step from the hybrid cache; returns
-        ``(b, L + steps)``, steps ≤ ``max_new_tokens``. See :func:`jamba_min.generation.generate`.
+        ``(b, L + steps)``, steps ≤ ``max_new_tokens``. ``attention_mask`` ``(b, L)``: 1 at real
+        tokens, 0 at left padding, as in :meth:`forward`. See
+        :func:`jamba_min.generation.generate`.
         """
         return generate(
-            self, input_ids, max_new_tokens, temperature, top_k, top_p, eos_token_id, generator
-        )
+            self, input_ids, max_new_tokens, temperature, top_k, top_p, eos_token_id, generator,
+            attention_mask,
+        )  # fmt: skip
