@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Chapter 10's sweep: attention-only, Mamba-only and hybrid models of equal size, trained alike.
 
-    python experiments/hybrid_vs_pure.py                  # the full sweep -> hybrid_vs_pure.json
+    python experiments/hybrid_vs_pure.py   # the full sweep, into jamba_min/results/
     python experiments/hybrid_vs_pure.py --quick --out /tmp/q.json   # a smoke run, 1 minute
 
 Four architectures (``jamba_min.ablation.SCHEDULES``: attention-only with learned positions,
@@ -19,7 +19,9 @@ about 467K parameters each, trained with ``jamba_min.train.train`` on:
 
 Every run of a task uses the same steps (800 for MQAR, 400 for the others), batch (16) and peak
 learning rate; seeds 0, 1, 2. The results file records the command, the hardware, the versions
-and the time taken. Sized to run in about an hour on a 2-core laptop CPU.
+and the time taken. Sized to run in about an hour on a 2-core laptop CPU. The results file lives
+in the package (``jamba_min.results.load("hybrid_vs_pure")``) so that the chapter finds it in
+Colab too.
 """
 
 from __future__ import annotations
@@ -123,7 +125,9 @@ def run_activations(norms: bool, seed: int, args) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="tiny sizes, one seed: a smoke test")
-    p.add_argument("--out", type=Path, default=HERE / "hybrid_vs_pure.json")
+    p.add_argument(
+        "--out", type=Path, default=HERE.parent / "jamba_min" / "results" / "hybrid_vs_pure.json"
+    )
     p.add_argument("--steps-mqar", type=int, default=800)
     p.add_argument("--steps", type=int, default=400, help="steps of the other runs")
     p.add_argument("--batch", type=int, default=16)

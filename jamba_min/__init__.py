@@ -74,6 +74,7 @@ __all__ = [
     "MambaState",
     "RMSNorm",
     "__version__",
+    "ablation",
     "attention_params",
     "count_params",
     "data",
@@ -86,6 +87,7 @@ __all__ = [
     "mlp_params",
     "paper_models",
     "param_breakdown",
+    "results",
     "scan_bytes",
     "selective_scan",
     "train",
@@ -95,7 +97,7 @@ __all__ = [
 def __getattr__(name: str):
     # jm.train on first use: imported eagerly, ``python -m jamba_min.train`` would find the
     # module already loaded and warn that it runs it a second time
-    if name in ("train", "ablation"):
+    if name in ("train", "ablation", "results"):
         import importlib
 
         return importlib.import_module(f"{__name__}.{name}")

@@ -4,8 +4,9 @@ The paper's ablations (its section 6) compare attention-only, Mamba-only and hyb
 about the same size trained the same way. :func:`ablation_config` builds such a family at toy
 scale with dense MLPs (the MoE is a separate question), :func:`add_learned_positions` gives the
 attention-only model the positional encoding it needs (Jamba's hybrids have none), and two
-probes measure what the paper shows: :func:`induction_score` (its Figure 8: attention heads that
-look at the token after the previous occurrence of the current one) and
+probes measure what the paper shows: :func:`induction_mass` (its Figure 8: attention heads that
+look at the token after the previous occurrence of the current one; :func:`induction_score` is
+the same measure on :func:`repeated_sequences`) and
 :func:`mamba_activations` (its Figure 9: how large activations inside the Mamba layers grow,
 with and without the RMSNorms on Δ, B and C, which :func:`drop_inner_norms` removes).
 """
@@ -158,6 +159,35 @@ def induction_score(maps: dict[int, Tensor], half: int) -> dict[int, Tensor]:
     return scores
 
 
+def induction_mass(
+    maps: dict[int, Tensor], input_ids: Tensor, queries: Tensor
+) -> dict[int, Tensor]:
+    """Per attention layer and head, the mean attention weight that a query position puts on the
+    token after the previous occurrence of its own token: ``{layer: (H,)}``.
+
+    ``input_ids`` is ``(b, L)`` and ``queries`` a boolean ``(b, L)`` that marks the positions
+    t to measure (in MQAR, the queried keys: their label is -100 nowhere else). For each, s is
+    the latest position before t that holds the same token, and the weight read is ω_{t, s+1}:
+    where an induction head looks, since what followed the token last time is the best guess
+    for what follows it now. Every marked position needs an earlier occurrence of its token.
+    """
+    if queries.shape != input_ids.shape or queries.dtype != torch.bool:
+        raise ValueError(
+            f"queries must be a bool tensor of input_ids' shape {tuple(input_ids.shape)}, "
+            f"got {queries.dtype} {tuple(queries.shape)}"
+        )
+    b, t = queries.nonzero(as_tuple=True)
+    L = input_ids.shape[1]
+    steps = torch.arange(L, device=input_ids.device)
+    same = (input_ids[b] == input_ids[b, t][:, None]) & (steps < t[:, None])  # (queries, L)
+    s = torch.where(same, steps, -1).amax(dim=1)
+    if (s < 0).any():
+        i = int((s < 0).nonzero()[0])
+        raise ValueError(f"queries: the token at row {int(b[i])}, position {int(t[i])} has no "
+                         "earlier occurrence")  # fmt: skip
+    return {i: p[b, :, t, s + 1].mean(dim=0) for i, p in maps.items()}
+
+
 @torch.no_grad()
 def mamba_activations(model: JambaForCausalLM, input_ids: Tensor) -> dict[int, float]:
     """Largest absolute value that each Mamba mixer's output reaches on ``input_ids``:
@@ -180,6 +210,6 @@ def mamba_activations(model: JambaForCausalLM, input_ids: Tensor) -> dict[int, f
 
 __all__ = [
     "SCHEDULES", "PositionalEmbedding", "ablation_config", "add_learned_positions",
-    "attention_maps", "drop_inner_norms", "induction_score", "mamba_activations",
+    "attention_maps", "drop_inner_norms", "induction_mass", "induction_score", "mamba_activations",
     "repeated_sequences",
 ]  # fmt: skip

@@ -69,6 +69,32 @@ def test_induction_score_finds_a_planted_induction_head():
     assert score.tolist() == [0.0, 1.0]
 
 
+def test_induction_mass_reads_the_token_after_the_latest_earlier_occurrence():
+    x = torch.tensor([[5, 7, 5, 8, 9, 5, 1]])
+    queries = torch.zeros_like(x, dtype=torch.bool)
+    queries[0, 5] = True  # token 5 occurred at 0 and 2; the latest is 2, so position 3 is read
+    L = x.shape[1]
+    p = torch.rand(1, 3, L, L).tril().softmax(-1)
+    mass = ab.induction_mass({1: p}, x, queries)[1]
+    assert torch.equal(mass, p[0, :, 5, 3])
+    # on repeated sequences of distinct tokens it is induction_score's measure
+    x = torch.randperm(40)[:8].repeat(2)[None]
+    p = torch.rand(1, 2, 16, 16).tril()
+    queries = torch.arange(16)[None] >= 8
+    torch.testing.assert_close(
+        ab.induction_mass({0: p}, x, queries)[0], ab.induction_score({0: p}, 8)[0]
+    )
+
+
+def test_induction_mass_names_bad_queries():
+    x = torch.tensor([[1, 2, 3, 1]])
+    p = {0: torch.rand(1, 2, 4, 4)}
+    with pytest.raises(ValueError, match="queries must be a bool tensor"):
+        ab.induction_mass(p, x, torch.ones(1, 3, dtype=torch.bool))
+    with pytest.raises(ValueError, match="position 2 has no earlier occurrence"):
+        ab.induction_mass(p, x, torch.tensor([[False, False, True, True]]))
+
+
 def test_dropping_the_inner_norms_changes_the_mamba_layers_only():
     torch.manual_seed(0)
     model = jm.JambaForCausalLM(
@@ -95,3 +121,14 @@ def test_repeated_sequences_repeat():
 def test_bad_architecture_is_named():
     with pytest.raises(ValueError, match="architecture must be one of"):
         ab.ablation_config("transformer")
+
+
+def test_sweep_results_ship_with_the_package():
+    from jamba_min import results
+
+    assert "hybrid_vs_pure" in results.available()
+    sweep = results.load("hybrid_vs_pure")
+    assert set(sweep["mqar"]) == set(ab.SCHEDULES)
+    assert all(len(runs) == len(sweep["meta"]["args"]["seeds"]) for runs in sweep["mqar"].values())
+    with pytest.raises(ValueError, match="name must be one of"):
+        results.load("../hybrid_vs_pure")

@@ -8,9 +8,12 @@ download gigabytes and could break them.
 
     python tools/setup_cell.py          # rewrite the first code cell of every notebook in book/
     python tools/setup_cell.py --check  # exit 1 if any notebook's cell differs
+    python tools/setup_cell.py book/09_training.ipynb  # only the notebooks named
 
-The repository URL comes from ``_config.yml`` (its one home); the small dependencies come from
-``pyproject.toml``. ``tests/test_book.py`` checks that every notebook carries exactly this cell.
+The repository URL comes from ``_config.yml`` (its one home); the environment variable
+``JAMBA_MIN_REPOSITORY`` overrides it when the cell runs (``tests/test_colab.py`` points it at a
+local clone). The small dependencies come from ``pyproject.toml``. ``tests/test_book.py``
+checks that every notebook carries exactly this cell.
 """
 
 from __future__ import annotations
@@ -30,14 +33,18 @@ TEMPLATE = """\
 # Setup for Colab and other fresh environments: install jamba_min from the
 # book's repository when it is missing, and the transformers that chapters 5-8
 # compare against when it is missing or older than {transformers_min}. torch and
-# triton are never (re)installed.
+# triton are never (re)installed. To install from a fork or a local clone, set
+# the environment variable JAMBA_MIN_REPOSITORY to what pip should install.
 import importlib
 import importlib.metadata
 import importlib.util
+import os
 import subprocess
 import sys
 
-REPOSITORY = "git+{repo_url}@{branch}"
+REPOSITORY = os.environ.get(
+    "JAMBA_MIN_REPOSITORY", "git+{repo_url}@{branch}"
+)
 pip = [sys.executable, "-m", "pip", "install", "--quiet"]
 did = []
 if importlib.util.find_spec("jamba_min") is None:
@@ -145,7 +152,8 @@ def sync(path: Path, check: bool) -> bool:
 
 def main(argv: list[str]) -> int:
     check = "--check" in argv
-    stale = [p for p in notebooks() if not sync(p, check)]
+    named = [Path(a).resolve() for a in argv if a != "--check"]
+    stale = [p for p in (named or notebooks()) if not sync(p, check)]
     for p in stale:
         print(f"{p.relative_to(ROOT)}: {'setup cell differs' if check else 'setup cell rewritten'}")
     return 1 if (check and stale) else 0
