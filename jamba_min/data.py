@@ -263,6 +263,55 @@ def mqar(
     return x, labels
 
 
+def needle(
+    num_examples: int,
+    seq_len: int,
+    vocab_size: int,
+    depth: float | None = None,
+    num_needles: int = 1,
+    seed: int = 0,
+) -> tuple[Tensor, Tensor]:
+    """Needle in a haystack: find the value of a key hidden somewhere in a long sequence.
+
+    The haystack is random filler tokens from ``[1, vocab_size / 2)``. Hidden in it are
+    ``num_needles`` key-value pairs, each two adjacent tokens at an even offset: keys without
+    repeats from ``[vocab_size / 2, 3 vocab_size / 4)``, values from ``[3 vocab_size / 4,
+    vocab_size)``. The sequence ends with the first needle's key, and only that last position is
+    scored: its label is the first needle's value; the other needles are distractors. ``depth``
+    in ``[0, 1]`` puts the first needle at that fraction of the way from the start (0) to just
+    before the query (1); ``None`` draws it uniformly for each example.
+    """
+    n, L, V = _check_task(num_examples, seq_len, vocab_size)
+    k = _check_int("num_needles", num_needles, 1)
+    if V < 16:
+        raise ValueError(f"vocab_size must be at least 16 (filler, keys, values), got {V}")
+    if k > V // 4:
+        raise ValueError(f"num_needles must be at most vocab_size / 4 = {V // 4} distinct keys, "
+                         f"got {k}")  # fmt: skip
+    slots = (L - 1) // 2  # places for a pair before the query
+    if slots < k:
+        raise ValueError(f"seq_len must be at least 2 * num_needles + 1 = {2 * k + 1}, got {L}")
+    if depth is not None and (not is_real(depth) or not 0 <= depth <= 1):
+        raise ValueError(f"depth must be None or a number in [0, 1], got {depth!r}")
+    g = _generator(seed)
+    keys = torch.rand(n, V // 4, generator=g).argsort(dim=1)[:, :k] + V // 2
+    values = torch.randint(3 * V // 4, V, (n, k), generator=g)
+    x = torch.randint(1, V // 2, (n, L), generator=g)
+    if depth is None:
+        first = torch.randint(0, slots, (n,), generator=g)
+    else:
+        first = torch.full((n,), round(depth * (slots - 1)))
+    order = torch.rand(n, slots, generator=g)
+    order[torch.arange(n), first] = 2.0  # the first needle's slot goes last: never drawn again
+    slot = torch.cat([first[:, None], order.argsort(dim=1)[:, : k - 1]], dim=1)
+    x.scatter_(1, 2 * slot, keys)
+    x.scatter_(1, 2 * slot + 1, values)
+    x[:, -1] = keys[:, 0]
+    labels = torch.full_like(x, IGNORE_INDEX)
+    labels[:, -1] = values[:, 0]
+    return x, labels
+
+
 def label_format(
     num_examples: int,
     num_shots: int,

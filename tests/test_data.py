@@ -100,6 +100,26 @@ def test_label_format_can_only_be_solved_from_context():
     assert len(set(labels[:, 0].tolist())) > 10
 
 
+@pytest.mark.parametrize("depth", [0.0, 0.5, 1.0, None])
+def test_needle_hides_its_pairs_and_scores_the_query(depth):
+    V, L, k = 64, 41, 3
+    x, y = data.needle(50, L, V, depth=depth, num_needles=k, seed=3)
+    assert x.shape == y.shape == (50, L)
+    assert (y[:, :-1] == IGNORE).all() and (y[:, -1] >= 3 * V // 4).all()
+    for row_x, row_y in zip(x.tolist(), y.tolist(), strict=True):
+        query, value = row_x[-1], row_y[-1]
+        keys = [t for t in row_x[:-1] if V // 2 <= t < 3 * V // 4]
+        assert len(keys) == len(set(keys)) == k and query in keys
+        s = row_x.index(query)
+        assert s % 2 == 0 and row_x[s + 1] == value
+        if depth is not None:  # the fraction of the way from the start to the query
+            assert s // 2 == round(depth * ((L - 1) // 2 - 1))
+        hay = [t for t in row_x[:-1] if t < V // 2]
+        assert len(hay) == L - 1 - 2 * k and min(hay) >= 1
+    if depth is None:  # drawn per example: it varies
+        assert len({row.index(row[-1]) for row in x.tolist()}) > 5
+
+
 @pytest.mark.parametrize(
     ("call", "match"),
     [
@@ -111,6 +131,13 @@ def test_label_format_can_only_be_solved_from_context():
         (lambda: data.label_format(1, 4, 8, num_classes=4), "too small for num_classes = 4"),
         (lambda: data.corpus(seed=-1), "seed must be an int >= 0"),
         (lambda: data.mqar(1, 64, 4.0, 64), "num_kv_pairs must be an int"),
+        (lambda: data.needle(1, 64, 64, depth=1.5), "depth must be None or a number in"),
+        (
+            lambda: data.needle(1, 6, 64, num_needles=3),
+            "seq_len must be at least 2 \\* num_needles",
+        ),
+        (lambda: data.needle(1, 64, 64, num_needles=17), "num_needles must be at most"),
+        (lambda: data.needle(1, 64, 12), "vocab_size must be at least 16"),
     ],
 )
 def test_bad_arguments_are_named(call, match):
