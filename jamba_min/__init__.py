@@ -82,6 +82,7 @@ __all__ = [
     "from_pretrained",
     "kv_cache_bytes",
     "load_balancing_loss",
+    "longctx",
     "mamba_mixer_params",
     "mamba_state_bytes",
     "mlp_params",
@@ -97,7 +98,7 @@ __all__ = [
 def __getattr__(name: str):
     # jm.train on first use: imported eagerly, ``python -m jamba_min.train`` would find the
     # module already loaded and warn that it runs it a second time
-    if name in ("train", "ablation", "results"):
+    if name in ("train", "ablation", "results", "longctx"):
         import importlib
 
         return importlib.import_module(f"{__name__}.{name}")

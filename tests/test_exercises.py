@@ -231,6 +231,17 @@ def layer_cache_bytes(config, T, batch, dtype, *, state_dtype=None, conv=True):
     ]
 
 
+def left_pad(prompts, pad_id, *, side="left", mask_dtype=torch.long):
+    """Chapter 11's padding; the keywords make the typical wrong answers."""
+    L = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), L), pad_id, dtype=torch.long)
+    mask = torch.zeros(len(prompts), L, dtype=mask_dtype)
+    for i, p in enumerate(prompts):
+        where = slice(L - len(p), L) if side == "left" else slice(0, len(p))
+        ids[i, where], mask[i, where] = p, 1
+    return ids, mask
+
+
 RIGHT_AND_WRONG = {
     "check_cached_attention": (
         cached_attention,
@@ -281,6 +292,7 @@ RIGHT_AND_WRONG = {
         align_labels,
         lambda ids, targets: align_labels(ids, targets.roll(1, 1)),
     ),
+    "check_left_pad": (left_pad, lambda prompts, pad: left_pad(prompts, pad, side="right")),
     "check_induction_mass": (
         induction_weight,
         lambda w, x, q: induction_weight(w, x, q, first=True),
@@ -294,6 +306,12 @@ VALUES = {
     "check_first_token_answer": (
         "A token is predicted by the position before it; no position comes before the first.",
         "The first token is a special start symbol.",
+        (),
+    ),
+    "check_padding_answer": (
+        "At a padded position the convolution still outputs silu of its bias, so the scan "
+        "would write it into the state h and the real tokens after would differ from alone.",
+        "Padding tokens are ignored by the attention mask.",
         (),
     ),
     "check_recall_answer": (
@@ -437,6 +455,19 @@ def test_forward_from_state_grader_on_parallel_answers(wrong, capsys):
         ex.check_forward_from_state(answer)
 
 
+@pytest.mark.parametrize(
+    "wrong",
+    [dict(mask_dtype=torch.bool), lambda prompts, pad: left_pad(prompts, 0)],
+    ids=["a bool mask", "padded with 0 whatever pad_id says"],
+)
+def test_left_pad_grader_rejects_the_other_typical_mistakes(wrong):
+    answer = (
+        (lambda prompts, pad: left_pad(prompts, pad, **wrong)) if isinstance(wrong, dict) else wrong
+    )
+    with pytest.raises(AssertionError, match="check_left_pad: for "):
+        ex.check_left_pad(answer)
+
+
 def test_every_grader_is_covered():
     graders = {n for n in ex.__all__ if n.startswith("check_")}
     assert set(RIGHT_AND_WRONG) | set(VALUES) == graders
@@ -498,7 +529,8 @@ def in_place(fn):
 
     def answer(*args):
         out = fn(*args)
-        first = next(a for a in args if isinstance(a, torch.Tensor))
+        flat = [b for a in args for b in (a if isinstance(a, list) else [a])]
+        first = next(a for a in flat if isinstance(a, torch.Tensor))
         first.add_(1.0) if first.dtype.is_floating_point else first.add_(1)
         return out
 

@@ -21,7 +21,7 @@ grader: write it in its chapter's module (create ``chNN.py`` if needed), decorat
 that call graders follow the convention in :mod:`jamba_min.course`.
 """
 
-from . import ch00, ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09, ch10, general
+from . import ch00, ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09, ch10, ch11, general
 from .ch00 import check_active_params, check_kv_cache_answer, check_max_context
 from .ch01 import check_discretize, check_euler_answer
 from .ch02 import check_ema, check_scan_from_state, check_selective_scan
@@ -38,9 +38,10 @@ from .ch09 import (
     check_token_loss,
 )
 from .ch10 import check_induction_mass, check_recall_answer
+from .ch11 import check_left_pad, check_padding_answer
 from .general import check_prediction
 
-_MODULES = (ch00, ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09, ch10, general)
+_MODULES = (ch00, ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09, ch10, ch11, general)
 
 __all__ = [
     "check_active_params",
@@ -59,10 +60,12 @@ __all__ = [
     "check_induction_mass",
     "check_kv_cache_answer",
     "check_layer_cache_bytes",
+    "check_left_pad",
     "check_lr_schedule",
     "check_matrix_scan",
     "check_max_context",
     "check_norms_answer",
+    "check_padding_answer",
     "check_position_answer",
     "check_prediction",
     "check_recall_answer",

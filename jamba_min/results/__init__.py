@@ -1,8 +1,9 @@
-"""Results of the experiments too long for a notebook, shipped with the package.
+"""Results of the experiments and benchmarks too long for a notebook, shipped with the package.
 
-Each ``<name>.json`` here was written by ``experiments/<name>.py`` (the command, the machine, the
-versions and the time taken are in its ``"meta"`` entry). They live inside the package so that a
-chapter opened in Colab, where only the package is installed, plots the same numbers as the book.
+Each ``<name>.json`` here was written by ``experiments/<name>.py`` or ``benchmarks/<name>.py``
+(the command, the machine, the versions and the time taken are in its ``"meta"`` entry). They
+live inside the package so that a chapter opened in Colab, where only the package is installed,
+plots the same numbers as the book.
 """
 
 from __future__ import annotations
