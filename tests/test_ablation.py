@@ -132,3 +132,16 @@ def test_sweep_results_ship_with_the_package():
     assert all(len(runs) == len(sweep["meta"]["args"]["seeds"]) for runs in sweep["mqar"].values())
     with pytest.raises(ValueError, match="name must be one of"):
         results.load("../hybrid_vs_pure")
+
+
+def test_shipped_benchmark_results_equal_the_committed_ones():
+    """Chapters 3 and 7 plot benchmarks/*.json, and in Colab (no repository) the package's copy:
+    the two must be the same bytes."""
+    from pathlib import Path
+
+    from jamba_min import results
+
+    root = Path(__file__).resolve().parents[1]
+    for name in ("scan_cpu", "moe_cpu", "decode"):
+        shipped = Path(results.__file__).with_name(f"{name}.json").read_bytes()
+        assert shipped == (root / "benchmarks" / f"{name}.json").read_bytes(), name
